@@ -50,8 +50,7 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
     });
   }
   const dest = opts.destination ?? 1;
-  const stream =
-    typeof dest === 'number' ? pino.destination({ dest, sync: true }) : (dest);
+  const stream = typeof dest === 'number' ? pino.destination({ dest, sync: true }) : dest;
   const options: pino.LoggerOptions = {
     level,
     base: opts.base ?? { pid: process.pid },
