@@ -1,0 +1,12 @@
+/** ztunnel/: the per-node L4 daemon: listeners, outbound routing, inbound HBONE, L4 authorization, telemetry. */
+export {
+  Reply,
+  encodeClientConnect,
+  encodeMethodSelection,
+  encodeReply,
+  parseGreeting,
+  parseRequest,
+  type ParseResult,
+  type ReplyCode,
+  type Socks5Target,
+} from './socks5.js';
