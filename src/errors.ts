@@ -26,7 +26,8 @@ export type MeshErrorCode =
   | 'MESH_ERR_SOCKS5'
   | 'MESH_ERR_BIND'
   | 'MESH_ERR_DRAINING'
-  | 'MESH_ERR_WAYPOINT';
+  | 'MESH_ERR_WAYPOINT'
+  | 'MESH_ERR_CAPTURE';
 
 export class MeshError extends Error {
   readonly code: MeshErrorCode;
