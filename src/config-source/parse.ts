@@ -149,8 +149,7 @@ export function parseKubeYaml(text: string, file: string): LocatedObject[] {
     const loc: SourceLocation = { file, document: i + 1, line: lineCounter.linePos(start).line };
     const err = doc.errors[0];
     if (err) {
-      const line = err.linePos?.[0].line;
-      const where: SourceLocation = line === undefined ? loc : { ...loc, line };
+      const where: SourceLocation = { ...loc, line: lineCounter.linePos(err.pos[0]).line };
       const msg = err.message.split('\n')[0] ?? err.message;
       throw new ConfigValidationError(
         where,
