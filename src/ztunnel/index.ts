@@ -10,3 +10,16 @@ export {
   type ReplyCode,
   type Socks5Target,
 } from './socks5.js';
+export {
+  buildRequest,
+  DEFAULT_HBONE_PORT,
+  DEFAULT_ILLEGAL_PORTS,
+  type BuildRequestInput,
+  type HboneRoute,
+  type RouteDecision,
+  type RouteFailure,
+  type RouteFailureReason,
+  type RouteTarget,
+  type SocketAddress,
+  type TcpRoute,
+} from './route.js';
