@@ -8,6 +8,7 @@
  * the same objects to every caller.
  */
 
+import { formatSpiffeId } from '../identity/index.js';
 import type { IpCidr } from './ip.js';
 
 export type TunnelProtocol = 'HBONE' | 'TCP';
@@ -219,7 +220,11 @@ export function policyKey(p: Pick<Authorization, 'namespace' | 'name'>): string 
 
 /** The workload's SPIFFE identity: spiffe://<trustDomain>/ns/<namespace>/sa/<serviceAccount>. */
 export function identityOf(w: Pick<Workload, 'trustDomain' | 'namespace' | 'serviceAccount'>): string {
-  return `spiffe://${w.trustDomain}/ns/${w.namespace}/sa/${w.serviceAccount}`;
+  return formatSpiffeId({
+    trustDomain: w.trustDomain,
+    namespace: w.namespace,
+    serviceAccount: w.serviceAccount,
+  });
 }
 
 /** The ztunnel serves this workload (captures its traffic, terminates HBONE for it). */
