@@ -1,0 +1,74 @@
+/**
+ * RetryState: the retry bookkeeping of one request (Envoy RetryStateImpl).
+ *
+ * Invariants:
+ * - `attempts` counts attempts started (the first one included); retries = attempts − 1 never
+ *   exceeds policy.numRetries;
+ * - `triedHosts` holds every host an attempt went to, for the previous_hosts predicate;
+ * - a retry is granted only if the outcome is retriable, a retry is left, and the caller's
+ *   admission check (retry circuit breaker or retry budget) accepts it. An admitted retry holds a
+ *   slot until the caller releases it when that retry attempt ends.
+ */
+import type { Random } from './random.js';
+import type { AttemptOutcome, RetryPolicy } from './retry-policy.js';
+import { buildRetryBackoffMs, isRetriable } from './retry-policy.js';
+import type { ResponseFlag } from './response.js';
+
+export type RetryDecision =
+  | { retry: true; backoffMs: number }
+  | {
+      retry: false;
+      /** final-response: a response the policy does not retry (forward it as is). */
+      reason: 'final-response' | 'not-retriable' | 'limit-exceeded' | 'retry-overflow';
+      /** URX when a retriable outcome ran out of retries (Envoy UpstreamRetryLimitExceeded). */
+      responseFlags: readonly ResponseFlag[];
+    };
+
+export class RetryState {
+  private attemptCount = 0;
+  private readonly tried = new Set<string>();
+
+  constructor(
+    readonly policy: RetryPolicy,
+    private readonly method: string,
+    private readonly random: Random,
+  ) {}
+
+  get attempts(): number {
+    return this.attemptCount;
+  }
+
+  get triedHosts(): ReadonlySet<string> {
+    return this.tried;
+  }
+
+  /** Call when an attempt is sent to `host`. */
+  beginAttempt(host: string): void {
+    this.attemptCount++;
+    this.tried.add(host);
+  }
+
+  /**
+   * Decide after an attempt ended with `outcome`. `admitRetry` is asked last (it reserves a slot
+   * in the retry breaker or budget) and only when a retry would otherwise happen.
+   */
+  decide(outcome: AttemptOutcome, admitRetry: () => boolean = () => true): RetryDecision {
+    if (!isRetriable(outcome, this.policy, this.method)) {
+      return {
+        retry: false,
+        reason: outcome.kind === 'response' ? 'final-response' : 'not-retriable',
+        responseFlags: [],
+      };
+    }
+    const retriesDone = Math.max(0, this.attemptCount - 1);
+    if (retriesDone >= this.policy.numRetries) {
+      return {
+        retry: false,
+        reason: 'limit-exceeded',
+        responseFlags: this.policy.numRetries > 0 ? ['URX'] : [],
+      };
+    }
+    if (!admitRetry()) return { retry: false, reason: 'retry-overflow', responseFlags: [] };
+    return { retry: true, backoffMs: buildRetryBackoffMs(retriesDone + 1, this.policy, this.random) };
+  }
+}
