@@ -365,6 +365,12 @@ export function compileHttpRoute(
         'use a single PathPrefix match in this rule, or ReplaceFullPath',
       );
     }
+    if (rawBackends.length === 0 && !hasRedirect) {
+      ctx.warn(
+        f,
+        'rule has no backendRefs and no RequestRedirect: requests it matches get 500 (as in Istio)',
+      );
+    }
     const backends = rawBackends
       .map((b, i) => readBackend(ctx, b, `${f}.backendRefs[${i}]`, env))
       .filter((b): b is WeightedBackend => b !== undefined);

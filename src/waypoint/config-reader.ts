@@ -156,8 +156,8 @@ export function readEnum<T extends string>(
   if (!(allowed as readonly string[]).includes(s)) {
     ctx.fail(
       field,
-      `"${s}" is not one of ${allowed.join(', ')}`,
-      `use one of: ${allowed.join(', ')}${suggest(s, allowed)}`,
+      `"${s}" is not one of ${allowed.join(', ')}${suggest(s, allowed)}`,
+      `use one of: ${allowed.join(', ')}`,
     );
   }
   return s as T;
