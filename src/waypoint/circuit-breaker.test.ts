@@ -5,7 +5,10 @@ import { ISTIO_DEFAULT_DESTINATION_POLICY } from './destination-policy.js';
 import { LeastRequestBalancer, RandomBalancer, RoundRobinBalancer } from './load-balancer.js';
 import { seededRandom } from './random.js';
 import { buildLocalReply } from './response.js';
-import { UpstreamCluster } from './upstream-cluster.js';
+import { UpstreamCluster, UpstreamClusterSet } from './upstream-cluster.js';
+import { compileWaypointConfig } from './config.js';
+import { buildAttemptTimeoutMs } from './retry-state.js';
+import { locatedObjects } from './test-helpers.js';
 
 describe('CircuitBreaker', () => {
   it.each([
@@ -99,5 +102,41 @@ describe('load balancers', () => {
     c.setHosts(['b', 'c']);
     expect(c.activeRequests('a')).toBe(0);
     expect(c.hostList).toEqual(['b', 'c']);
+  });
+});
+
+describe('UpstreamClusterSet', () => {
+  const yaml = (lb: string): string =>
+    `apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: r, namespace: shop}\nspec: {host: reviews, trafficPolicy: {loadBalancer: {simple: ${lb}}}}`;
+  const build = (lb: string) =>
+    compileWaypointConfig(locatedObjects(yaml(lb)), { waypointName: 'w', waypointNamespace: 'shop' }).config;
+
+  it('reuses a cluster across reloads that keep its policy, replaces it when the policy changes', () => {
+    const set = new UpstreamClusterSet({ clock: () => 0, random: seededRandom(1) });
+    const backend = { namespace: 'shop', name: 'reviews', port: 9080 };
+    const a = set.clusterFor(build('RANDOM'), backend);
+    a.setHosts(['x', 'y']);
+    const b = set.clusterFor(build('RANDOM'), backend);
+    expect(b).toBe(a);
+    const c = set.clusterFor(build('ROUND_ROBIN'), backend);
+    expect(c).not.toBe(a);
+    expect(c.policy.loadBalancer).toBe('ROUND_ROBIN');
+    expect(c.hostList).toEqual(['x', 'y']);
+    expect(set.clusterFor(build('RANDOM'), { ...backend, port: 80 })).not.toBe(c);
+    set.retain((key) => key.endsWith(':9080'));
+    expect(set.size).toBe(1);
+  });
+});
+
+describe('buildAttemptTimeoutMs', () => {
+  it.each([
+    [undefined, undefined, 0, undefined],
+    [5000, undefined, 1000, 4000],
+    [undefined, 1000, 9999, 1000],
+    [5000, 1000, 1000, 1000],
+    [5000, 1000, 4500, 500],
+    [5000, 1000, 6000, 0],
+  ])('request %s, per-try %s, elapsed %i → %s', (requestMs, perTryMs, elapsed, want) => {
+    expect(buildAttemptTimeoutMs({ requestMs, perTryMs }, elapsed)).toBe(want);
   });
 });

@@ -84,7 +84,7 @@ export {
   buildRetryBackoffMs,
 } from './retry-policy.js';
 export type { RetryDecision } from './retry-state.js';
-export { RetryState } from './retry-state.js';
+export { RetryState, buildAttemptTimeoutMs } from './retry-state.js';
 export type { RetryBudgetSettings } from './retry-budget.js';
 export { RetryBudget } from './retry-budget.js';
 
@@ -101,7 +101,7 @@ export { OutlierDetector, ISTIO_OUTLIER_DEFAULTS } from './outlier.js';
 export type { CircuitBreakerLimits, CircuitResource, CircuitGrant } from './circuit-breaker.js';
 export { CircuitBreaker, ISTIO_DEFAULT_LIMITS, UNLIMITED } from './circuit-breaker.js';
 export type { HostChoice } from './upstream-cluster.js';
-export { UpstreamCluster } from './upstream-cluster.js';
+export { UpstreamCluster, UpstreamClusterSet } from './upstream-cluster.js';
 
 // Faults
 export type { FaultRoute, FaultInjection, FaultDecision, FaultRequest, VsMatch } from './fault.js';

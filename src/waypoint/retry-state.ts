@@ -13,6 +13,7 @@ import type { Random } from './random.js';
 import type { AttemptOutcome, RetryPolicy } from './retry-policy.js';
 import { buildRetryBackoffMs, isRetriable } from './retry-policy.js';
 import type { ResponseFlag } from './response.js';
+import type { RouteTimeouts } from './route-types.js';
 
 export type RetryDecision =
   | { retry: true; backoffMs: number }
@@ -71,4 +72,15 @@ export class RetryState {
     if (!admitRetry()) return { retry: false, reason: 'retry-overflow', responseFlags: [] };
     return { retry: true, backoffMs: buildRetryBackoffMs(retriesDone + 1, this.policy, this.random) };
   }
+}
+
+/**
+ * The timeout for the next attempt, `elapsedMs` after the request started: the per-try timeout
+ * bounded by what is left of the route timeout (Envoy: the route timeout covers every attempt and
+ * backoff). Undefined means no timeout; 0 means the route timeout is spent (answer 504 UT).
+ */
+export function buildAttemptTimeoutMs(timeouts: RouteTimeouts, elapsedMs: number): number | undefined {
+  const left = timeouts.requestMs === undefined ? undefined : Math.max(0, timeouts.requestMs - elapsedMs);
+  if (timeouts.perTryMs === undefined) return left;
+  return left === undefined ? timeouts.perTryMs : Math.min(timeouts.perTryMs, left);
 }

@@ -11,6 +11,8 @@
  *   minHealthPercent), in which case all hosts are eligible, as in Envoy.
  */
 import { CircuitBreaker } from './circuit-breaker.js';
+import type { WaypointConfig } from './config.js';
+import { findDestinationPolicy } from './config.js';
 import type { DestinationPolicy } from './destination-policy.js';
 import type { LoadBalancer } from './load-balancer.js';
 import { createLoadBalancer } from './load-balancer.js';
@@ -46,7 +48,9 @@ export class UpstreamCluster {
     );
   }
 
+  /** Cheap when the list is unchanged, so the runtime may call it before every pick. */
   setHosts(hosts: readonly string[]): void {
+    if (hosts.length === this.hosts.length && hosts.every((h, i) => h === this.hosts[i])) return;
     this.hosts = [...new Set(hosts)];
     const keep = new Set(this.hosts);
     for (const h of [...this.active.keys()]) if (!keep.has(h)) this.active.delete(h);
@@ -104,5 +108,50 @@ export class UpstreamCluster {
 
   recordOutcome(host: string, outcome: AttemptOutcome): void {
     this.outlier?.recordOutcome(host, outcome);
+  }
+}
+
+/**
+ * UpstreamClusterSet: one UpstreamCluster per (service, port), created on first use. After a
+ * config reload a cluster is replaced only if its resolved policy really changed, so outlier and
+ * load state survive unrelated config changes.
+ *
+ * Invariant: every cluster in the map was built from the policy stored beside it.
+ */
+export class UpstreamClusterSet {
+  private readonly clusters = new Map<
+    string,
+    { cluster: UpstreamCluster; policyJson: string; config: WaypointConfig }
+  >();
+
+  constructor(private readonly deps: { clock: Clock; random: Random }) {}
+
+  /** The cluster for `backend` under `config`; the policy is re-resolved only when config changes. */
+  clusterFor(
+    config: WaypointConfig,
+    backend: { namespace: string; name: string; port: number },
+  ): UpstreamCluster {
+    const key = `${backend.namespace}/${backend.name}:${backend.port}`;
+    const cached = this.clusters.get(key);
+    if (cached && cached.config === config) return cached.cluster;
+    const policy = findDestinationPolicy(config, backend, backend.port);
+    const policyJson = JSON.stringify(policy);
+    if (cached && cached.policyJson === policyJson) {
+      cached.config = config;
+      return cached.cluster;
+    }
+    const cluster = new UpstreamCluster(policy, this.deps);
+    if (cached) cluster.setHosts(cached.cluster.hostList);
+    this.clusters.set(key, { cluster, policyJson, config });
+    return cluster;
+  }
+
+  /** Drop clusters for backends no longer in use. */
+  retain(keep: (key: string) => boolean): void {
+    for (const key of [...this.clusters.keys()]) if (!keep(key)) this.clusters.delete(key);
+  }
+
+  get size(): number {
+    return this.clusters.size;
   }
 }
