@@ -31,6 +31,7 @@ export type AuthzTarget = { kind: 'waypoint' } | { kind: 'service'; namespace: s
 export interface AuthzEnv {
   waypoint: { name: string; namespace: string };
   rootNamespace: string;
+  serves: (service: { namespace: string; name: string }) => boolean;
 }
 
 const GATEWAY_GROUP = 'gateway.networking.k8s.io';
@@ -94,7 +95,8 @@ function readTargets(
       if (name === WAYPOINT_GATEWAY_CLASS && ctx.namespace === env.rootNamespace)
         targets.push({ kind: 'waypoint' });
     } else if (kind === 'Service' && (group === '' || group === 'core')) {
-      targets.push({ kind: 'service', namespace: ctx.namespace, name });
+      if (env.serves({ namespace: ctx.namespace, name }))
+        targets.push({ kind: 'service', namespace: ctx.namespace, name });
     } else if (kind === 'ServiceEntry' && group === 'networking.istio.io') {
       ctx.warn(f, 'ServiceEntry targets are not supported by meshd; this reference is ignored');
     } else {

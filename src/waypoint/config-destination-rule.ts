@@ -9,6 +9,7 @@
  */
 import type { ObjectContext } from './config-reader.js';
 import {
+  serviceOfHost,
   readBool,
   readEnum,
   readInt,
@@ -235,13 +236,17 @@ export function compileDestinationRule(
   ctx: ObjectContext,
   spec: unknown,
   createdAt: number,
-  clusterDomain: string,
+  env: { clusterDomain: string; serves: (service: { namespace: string; name: string }) => boolean },
 ): CompiledDestinationRule | undefined {
+  const clusterDomain = env.clusterDomain;
   const s = readObject(ctx, spec, 'spec') ?? {};
   warnUnknownFields(ctx, s, 'spec', ['host', 'trafficPolicy', 'subsets', 'exportTo', 'workloadSelector']);
   const rawHost = requireString(ctx, s.host, 'spec.host', { nonEmpty: true }).toLowerCase();
   const host =
     rawHost === '*' || rawHost.includes('.') ? rawHost : `${rawHost}.${ctx.namespace}.svc.${clusterDomain}`;
+  const svc = serviceOfHost(host, clusterDomain);
+  // A rule for one specific Service this waypoint does not serve is not validated here.
+  if (svc && !env.serves(svc)) return undefined;
   if (s.workloadSelector !== undefined) {
     ctx.warn(
       'spec.workloadSelector',

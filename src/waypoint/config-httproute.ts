@@ -47,6 +47,8 @@ export interface RouteEnv {
   waypoint: { name: string; namespace: string };
   /** Undefined when the input holds no Service objects (existence cannot be checked). */
   serviceExists: ((namespace: string, name: string) => boolean) | undefined;
+  /** Whether this waypoint serves the Service; routes for other Services are skipped unvalidated. */
+  serves: (service: { namespace: string; name: string }) => boolean;
 }
 
 export interface CompiledHttpRoute {
@@ -101,6 +103,8 @@ function readParents(
           f,
           `consumer route (Service in namespace ${namespace}) is not applied by waypoints; put the HTTPRoute in namespace ${namespace}`,
         );
+      } else if (!env.serves({ namespace, name })) {
+        // Another waypoint's (or no waypoint's) Service: not ours to apply or to judge.
       } else if (env.serviceExists && !env.serviceExists(namespace, name)) {
         ctx.warn(f, `parent Service ${namespace}/${name} not found; this parentRef is skipped`);
       } else if (!parents.some((q) => q.namespace === namespace && q.name === name && q.port === port)) {
@@ -323,6 +327,9 @@ export function compileHttpRoute(
   if (readList(ctx, spec.hostnames, 'spec.hostnames', 16).length > 0 && parents.length > 0) {
     ctx.warn('spec.hostnames', 'hostnames are ignored for Service parents; the Service is the host');
   }
+  // A route attached to nothing this waypoint serves (an ingress Gateway, another waypoint's
+  // Service) is not validated further: its problems are not this waypoint's to report.
+  if (parents.length === 0) return { parents, rules: [] };
   const nonIdempotent = obj.metadata.annotations?.[RETRY_NON_IDEMPOTENT_ANNOTATION] === 'true';
   const rawRules = spec.rules === undefined ? [{}] : readList(ctx, spec.rules, 'spec.rules', 16);
   const rules = rawRules.map((item, ruleIndex): RouteRule => {

@@ -286,3 +286,31 @@ describe('compileWaypointConfig: invalid input', () => {
     expect(e.describe()).toContain('\n  fix: ');
   });
 });
+
+describe('config that is not this waypoint’s is not judged', () => {
+  const bad = (svc: string): string[] => [
+    `apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r-${svc}, namespace: shop}\nspec: {parentRefs: [{kind: Service, group: "", name: ${svc}}], rules: [{filters: [{type: CORS, cors: {}}]}]}`,
+    `apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: v-${svc}, namespace: shop}\nspec: {hosts: [${svc}], http: [{fault: {abort: {percentage: {value: 5}}}}]}`,
+    `apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d-${svc}, namespace: shop}\nspec: {host: ${svc}, trafficPolicy: {outlierDetection: {interval: soon}}}`,
+    `apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: a-${svc}, namespace: shop}\nspec: {targetRefs: [{kind: Service, group: "", name: ${svc}}], action: CUSTOM}`,
+  ];
+
+  it.each([0, 1, 2, 3])(
+    'object %i for a Service served elsewhere is skipped; for ours it is an error',
+    (i) => {
+      const serves = (s: { name: string }): boolean => s.name !== 'ratings';
+      const run = (svc: string) => () =>
+        compileWaypointConfig(locatedObjects(`${TEST_SERVICES}\n---\n${bad(svc)[i] ?? ''}`), {
+          ...OPTS,
+          serves,
+        });
+      expect(run('ratings')).not.toThrow();
+      expect(run('reviews')).toThrow(ConfigValidationError);
+    },
+  );
+
+  it('a route attached only to an ingress Gateway is not validated', () => {
+    const yaml = `apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: ingress, namespace: shop}\nspec: {parentRefs: [{name: public-gw}], rules: [{filters: [{type: CORS, cors: {}}]}]}`;
+    expect(compile(yaml).warnings).toEqual([]);
+  });
+});

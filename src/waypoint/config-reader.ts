@@ -216,3 +216,13 @@ export function apiGroupOf(apiVersion: string): string {
   const slash = apiVersion.indexOf('/');
   return slash < 0 ? '' : apiVersion.slice(0, slash);
 }
+
+/** The Service an Istio host names (`name.ns.svc.<domain>`), if any. */
+export function serviceOfHost(
+  host: string,
+  clusterDomain: string,
+): { namespace: string; name: string } | undefined {
+  const suffix = `.svc.${clusterDomain}`;
+  const m = host.endsWith(suffix) ? /^([^.]+)\.([^.]+)$/.exec(host.slice(0, -suffix.length)) : null;
+  return m ? { namespace: m[2] ?? '', name: m[1] ?? '' } : undefined;
+}

@@ -7,6 +7,7 @@
  * because dropping them would inject faults into more traffic than asked.
  */
 import type { ObjectContext } from './config-reader.js';
+import { serviceOfHost } from './config-reader.js';
 import {
   readBool,
   readInt,
@@ -196,8 +197,9 @@ export function compileVirtualService(
   ctx: ObjectContext,
   spec: unknown,
   createdAt: number,
-  clusterDomain: string,
+  env: { clusterDomain: string; serves: (service: { namespace: string; name: string }) => boolean },
 ): CompiledVirtualService | undefined {
+  const clusterDomain = env.clusterDomain;
   const s = readObject(ctx, spec, 'spec') ?? {};
   warnUnknownFields(ctx, s, 'spec', ['hosts', 'gateways', 'http', 'tls', 'tcp', 'exportTo']);
   const gateways = readList(ctx, s.gateways, 'spec.gateways').map((g, i) =>
@@ -212,6 +214,14 @@ export function compileVirtualService(
     return v.includes('.') || v === '*' ? v : `${v}.${ctx.namespace}.svc.${clusterDomain}`;
   });
   if (hosts.length === 0) ctx.fail('spec.hosts', 'is required', 'list the Service, e.g. hosts: [reviews]');
+  if (
+    !hosts.some((h) => {
+      const svc = serviceOfHost(h, clusterDomain);
+      return svc === undefined || env.serves(svc);
+    })
+  ) {
+    return undefined;
+  }
   const faults = readList(ctx, s.http, 'spec.http').map((item, index): FaultRoute => {
     const f = `spec.http[${index}]`;
     const h = readObject(ctx, item, f) ?? {};

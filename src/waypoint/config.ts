@@ -8,7 +8,7 @@
  * in the input; the runtime asks only about the Services whose traffic reaches this waypoint.
  */
 import type { ConfigWarning, LocatedObject } from '../config-source/kube.js';
-import { apiGroupOf, ObjectContext } from './config-reader.js';
+import { apiGroupOf, ObjectContext, serviceOfHost } from './config-reader.js';
 import type { L7Policy } from './authz-types.js';
 import { compileAuthorizationPolicy } from './config-authz.js';
 import type { CompiledDestinationRule } from './config-destination-rule.js';
@@ -31,6 +31,12 @@ export interface WaypointCompileOptions {
   /** Istio's root namespace (mesh-wide DestinationRules, GatewayClass policies). */
   rootNamespace?: string;
   clusterDomain?: string;
+  /**
+   * Which Services send their traffic through this waypoint (from the workload model). When
+   * given, config for other Services is skipped without validation, so another team's mistake in
+   * a shared file cannot stop this waypoint. Default: every Service.
+   */
+  serves?: (service: ServiceName) => boolean;
 }
 
 export interface ServiceName {
@@ -78,6 +84,7 @@ export function compileWaypointConfig(
   const clusterDomain = opts.clusterDomain ?? 'cluster.local';
   const waypoint = { name: opts.waypointName, namespace: opts.waypointNamespace };
   const warnings: ConfigWarning[] = [];
+  const serves = opts.serves ?? (() => true);
 
   const services = new Set<string>();
   for (const o of objects) {
@@ -101,7 +108,7 @@ export function compileWaypointConfig(
     const ctx = new ObjectContext(located, warnings);
     if (obj.kind === 'HTTPRoute' && GATEWAY_ROUTE_VERSIONS.includes(obj.apiVersion)) {
       const createdAt = parseCreationTimestamp(ctx, obj);
-      const route = compileHttpRoute(ctx, obj, createdAt, { clusterDomain, waypoint, serviceExists });
+      const route = compileHttpRoute(ctx, obj, createdAt, { clusterDomain, waypoint, serviceExists, serves });
       for (const parent of route.parents) {
         const list = routeEntries.get(serviceKey(parent)) ?? [];
         for (const rule of route.rules) {
@@ -117,15 +124,22 @@ export function compileWaypointConfig(
     ) {
       ctx.warn('spec', `${obj.kind} is not supported by meshd's waypoint yet; ignored`);
     } else if (obj.kind === 'DestinationRule' && ISTIO_NETWORKING_VERSIONS.includes(obj.apiVersion)) {
-      const dr = compileDestinationRule(ctx, obj.spec, parseCreationTimestamp(ctx, obj), clusterDomain);
+      const dr = compileDestinationRule(ctx, obj.spec, parseCreationTimestamp(ctx, obj), {
+        clusterDomain,
+        serves,
+      });
       if (dr) destinationRules.push(dr);
     } else if (obj.kind === 'VirtualService' && ISTIO_NETWORKING_VERSIONS.includes(obj.apiVersion)) {
-      const vs = compileVirtualService(ctx, obj.spec, parseCreationTimestamp(ctx, obj), clusterDomain);
+      const vs = compileVirtualService(ctx, obj.spec, parseCreationTimestamp(ctx, obj), {
+        clusterDomain,
+        serves,
+      });
       if (vs) virtualServices.push({ ctx, vs });
     } else if (obj.kind === 'AuthorizationPolicy' && ISTIO_SECURITY_VERSIONS.includes(obj.apiVersion)) {
       const r = compileAuthorizationPolicy(ctx, obj.spec, obj.metadata.annotations, {
         waypoint,
         rootNamespace,
+        serves,
       });
       if (!r) continue;
       for (const t of r.targets) {
@@ -150,7 +164,7 @@ export function compileWaypointConfig(
       clusterDomain,
       routes,
       destinationRules,
-      faults: assignFaults(virtualServices, clusterDomain),
+      faults: assignFaults(virtualServices, clusterDomain, serves),
       authorization: { waypoint: waypointPolicies, services: servicePolicies },
     }),
     warnings,
@@ -161,6 +175,7 @@ export function compileWaypointConfig(
 function assignFaults(
   list: Array<{ ctx: ObjectContext; vs: CompiledVirtualService }>,
   clusterDomain: string,
+  serves: (service: ServiceName) => boolean,
 ): Map<string, readonly FaultRoute[]> {
   const sorted = [...list].sort(
     (a, b) =>
@@ -169,18 +184,18 @@ function assignFaults(
   );
   const owners = new Map<string, string>();
   const faults = new Map<string, readonly FaultRoute[]>();
-  const suffix = `.svc.${clusterDomain}`;
   for (const { ctx, vs } of sorted) {
     vs.hosts.forEach((host, i) => {
-      const m = host.endsWith(suffix) ? /^([^.]+)\.([^.]+)$/.exec(host.slice(0, -suffix.length)) : null;
-      if (!m) {
+      const svc = serviceOfHost(host, clusterDomain);
+      if (!svc) {
         ctx.warn(
           `spec.hosts[${i}]`,
           `"${host}" is not a Service of cluster domain ${clusterDomain}; ignored`,
         );
         return;
       }
-      const key = `${m[2]}/${m[1]}`;
+      if (!serves(svc)) return;
+      const key = serviceKey(svc);
       const owner = owners.get(key);
       if (owner !== undefined) {
         ctx.warn(
