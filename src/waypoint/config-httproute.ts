@@ -93,7 +93,9 @@ function readParents(
     const namespace = readString(ctx, p.namespace, `${f}.namespace`) ?? ctx.namespace;
     const port = readInt(ctx, p.port, `${f}.port`, { min: 1, max: 65535 });
     if (kind === 'Service' && isCoreGroup(group)) {
-      if (p.sectionName !== undefined) {
+      if (!env.serves({ namespace, name })) {
+        // Another waypoint's (or no waypoint's) Service: not ours to apply or to judge.
+      } else if (p.sectionName !== undefined) {
         ctx.warn(
           `${f}.sectionName`,
           'sectionName is not supported on a Service parent; this parentRef is skipped (use port)',
@@ -103,8 +105,6 @@ function readParents(
           f,
           `consumer route (Service in namespace ${namespace}) is not applied by waypoints; put the HTTPRoute in namespace ${namespace}`,
         );
-      } else if (!env.serves({ namespace, name })) {
-        // Another waypoint's (or no waypoint's) Service: not ours to apply or to judge.
       } else if (env.serviceExists && !env.serviceExists(namespace, name)) {
         ctx.warn(f, `parent Service ${namespace}/${name} not found; this parentRef is skipped`);
       } else if (!parents.some((q) => q.namespace === namespace && q.name === name && q.port === port)) {

@@ -2,14 +2,30 @@
  * The waypoint's L7 decision logic: config compilation, authorization, routing, filters, faults,
  * retries and timeouts, load balancing, outlier detection, circuit breaking, trace context and
  * Istio request-metric labels. Pure functions and small stateful classes with injected clock and
- * random sources; no sockets. The network runtime calls, per request:
+ * random sources; no sockets.
  *
- *   const plan = buildRequestPlan({ config, service, client, request, random });
- *   if (plan.kind === 'respond') → (await plan.delayMs) send plan.response
- *   else → (await plan.delayMs) then attempts against clusterFor(plan.backend) with a RetryState,
- *          per-try/overall timeouts from plan.timeouts, outcomes fed to cluster.recordOutcome,
- *          failures mapped with buildLocalReply, plan.responseHeaderModifiers applied to the
- *          response, and recordRequest(metrics, buildRequestMetricLabels(...), ms) at the end.
+ * How the network runtime uses it:
+ * - on config load: `compileWaypointConfig(objects, { waypointName, waypointNamespace, serves })`
+ *   (log the warnings; a ConfigValidationError stops the load), and keep one
+ *   `UpstreamClusterSet` for the life of the process;
+ * - per request, once the HBONE authority gave the destination Service and the mTLS peer the
+ *   client identity:
+ *   1. `plan = buildRequestPlan({ config, service, client, request, random })`;
+ *   2. wait `plan.delayMs` (fault delay) if non-zero;
+ *   3. `respond` → send `plan.response` (status, headers, body) and record metrics with its flags;
+ *   4. `forward` → `cluster = clusters.clusterFor(config, plan.backend)`, `cluster.setHosts(...)`
+ *      with the backend's endpoints, take `cluster.circuitBreaker.tryAcquire('request')` (refused →
+ *      `buildLocalReply({ kind: 'overflow' })`), create `new RetryState(plan.retryPolicy, method,
+ *      random)`, then loop: `cluster.chooseHost(retry.triedHosts)` (none → `no-healthy-upstream`),
+ *      `retry.beginAttempt(host)`, `done = cluster.startRequest(host)`, send
+ *      `plan.upstreamRequest` with timeout `buildAttemptTimeoutMs(plan.timeouts, elapsed)` (0 →
+ *      `request-timeout`), classify the result as an AttemptOutcome, `cluster.recordOutcome`,
+ *      `done()`, then `retry.decide(outcome, cluster.circuitBreaker)`: retry after `backoffMs`
+ *      (calling `releaseRetry()` when that attempt ends), or stop and
+ *      forward the response (applying `plan.responseHeaderModifiers`) or
+ *      `buildLocalReply({ kind: 'upstream-failure', ... })`;
+ *   5. record `istio_requests_total` / `istio_request_duration_milliseconds` with
+ *      `recordRequest(metrics, buildRequestMetricLabels(...), ms)` (reporter="waypoint").
  */
 export type { HeaderMap, WaypointRequest, DestinationService, RequestClient } from './http-types.js';
 export { headerValue } from './http-types.js';

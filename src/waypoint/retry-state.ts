@@ -5,10 +5,11 @@
  * - `attempts` counts attempts started (the first one included); retries = attempts − 1 never
  *   exceeds policy.numRetries;
  * - `triedHosts` holds every host an attempt went to, for the previous_hosts predicate;
- * - a retry is granted only if the outcome is retriable, a retry is left, and the caller's
- *   admission check (retry circuit breaker or retry budget) accepts it. An admitted retry holds a
- *   slot until the caller releases it when that retry attempt ends.
+ * - a retry is granted only if the outcome is retriable, a retry is left, and the cluster's
+ *   retry breaker (max retries or retry budget) has a slot; a granted retry holds that slot until
+ *   the caller releases it when the retry attempt ends.
  */
+import type { CircuitBreaker } from './circuit-breaker.js';
 import type { Random } from './random.js';
 import type { AttemptOutcome, RetryPolicy } from './retry-policy.js';
 import { buildRetryBackoffMs, isRetriable } from './retry-policy.js';
@@ -16,7 +17,12 @@ import type { ResponseFlag } from './response.js';
 import type { RouteTimeouts } from './route-types.js';
 
 export type RetryDecision =
-  | { retry: true; backoffMs: number }
+  | {
+      retry: true;
+      backoffMs: number;
+      /** Returns the retry slot to the breaker or budget; call when the retry attempt ends. */
+      releaseRetry: () => void;
+    }
   | {
       retry: false;
       /** final-response: a response the policy does not retry (forward it as is). */
@@ -50,10 +56,11 @@ export class RetryState {
   }
 
   /**
-   * Decide after an attempt ended with `outcome`. `admitRetry` is asked last (it reserves a slot
-   * in the retry breaker or budget) and only when a retry would otherwise happen.
+   * Decide after an attempt ended with `outcome`. The retry slot is taken last from `breaker`
+   * (the cluster's circuit breaker: max retries or the retry budget), only when a retry would
+   * otherwise happen; a refused slot ends the retries without a flag, as Envoy's retry overflow.
    */
-  decide(outcome: AttemptOutcome, admitRetry: () => boolean = () => true): RetryDecision {
+  decide(outcome: AttemptOutcome, breaker?: Pick<CircuitBreaker, 'tryAcquire'>): RetryDecision {
     if (!isRetriable(outcome, this.policy, this.method)) {
       return {
         retry: false,
@@ -69,8 +76,13 @@ export class RetryState {
         responseFlags: this.policy.numRetries > 0 ? ['URX'] : [],
       };
     }
-    if (!admitRetry()) return { retry: false, reason: 'retry-overflow', responseFlags: [] };
-    return { retry: true, backoffMs: buildRetryBackoffMs(retriesDone + 1, this.policy, this.random) };
+    const grant = breaker?.tryAcquire('retry');
+    if (grant && !grant.ok) return { retry: false, reason: 'retry-overflow', responseFlags: [] };
+    return {
+      retry: true,
+      backoffMs: buildRetryBackoffMs(retriesDone + 1, this.policy, this.random),
+      releaseRetry: grant ? grant.release : () => undefined,
+    };
   }
 }
 

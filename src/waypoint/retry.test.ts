@@ -184,11 +184,25 @@ describe('RetryState', () => {
     s.beginAttempt('a');
     expect(s.decide(status(200))).toMatchObject({ retry: false, reason: 'final-response' });
     expect(s.decide(fail('overflow'))).toMatchObject({ retry: false, reason: 'not-retriable' });
-    expect(s.decide(status(503), () => false)).toMatchObject({
+    const full = new CircuitBreaker({ ...ISTIO_DEFAULT_LIMITS, maxRetries: 0 });
+    expect(s.decide(status(503), full)).toMatchObject({
       retry: false,
       reason: 'retry-overflow',
       responseFlags: [],
     });
+  });
+
+  it('a granted retry holds a breaker slot until released', () => {
+    const cb = new CircuitBreaker({ ...ISTIO_DEFAULT_LIMITS, maxRetries: 1 });
+    const a = new RetryState(routeRetry, 'GET', () => 0);
+    const b = new RetryState(routeRetry, 'GET', () => 0);
+    a.beginAttempt('x');
+    b.beginAttempt('y');
+    const da = a.decide(status(503), cb);
+    expect(da.retry).toBe(true);
+    expect(b.decide(status(503), cb)).toMatchObject({ retry: false, reason: 'retry-overflow' });
+    if (da.retry) da.releaseRetry();
+    expect(b.decide(status(503), cb).retry).toBe(true);
   });
 });
 
