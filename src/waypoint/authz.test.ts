@@ -4,7 +4,7 @@ import { buildAuthzAttributes, evaluateL7Authorization } from './authz.js';
 import type { L7Policy } from './authz-types.js';
 import { compileWaypointConfig, findAuthorizationPolicies } from './config.js';
 import type { HeaderMap } from './http-types.js';
-import { locatedObjects } from './test-helpers.js';
+import { locatedObjects } from './test-helpers/index.js';
 
 type Spec = Record<string, unknown>;
 const SERVICE = { namespace: 'shop', name: 'reviews', port: 9080, vip: '10.96.0.10' };

@@ -8,7 +8,7 @@ import { buildLocalReply } from './response.js';
 import { UpstreamCluster, UpstreamClusterSet } from './upstream-cluster.js';
 import { compileWaypointConfig } from './config.js';
 import { buildAttemptTimeoutMs } from './retry-state.js';
-import { locatedObjects } from './test-helpers.js';
+import { locatedObjects } from './test-helpers/index.js';
 
 describe('CircuitBreaker', () => {
   it.each([

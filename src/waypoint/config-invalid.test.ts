@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigValidationError } from '../config-source/kube.js';
 import { compileWaypointConfig } from './config.js';
-import { locatedObjects, TEST_SERVICES } from './test-helpers.js';
+import { locatedObjects, TEST_SERVICES } from './test-helpers/index.js';
 
 const OPTS = { waypointName: 'waypoint', waypointNamespace: 'shop' };
 const compile = (yaml: string) =>

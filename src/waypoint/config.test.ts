@@ -9,7 +9,7 @@ import {
 } from './config.js';
 import { ISTIO_DEFAULT_DESTINATION_POLICY } from './destination-policy.js';
 import { ISTIO_DEFAULT_RETRY_POLICY } from './retry-policy.js';
-import { locatedObjects, TEST_SERVICES } from './test-helpers.js';
+import { locatedObjects, TEST_SERVICES } from './test-helpers/index.js';
 
 const OPTS = { waypointName: 'waypoint', waypointNamespace: 'shop' };
 const compile = (yaml: string) =>

@@ -4,7 +4,7 @@ import { ISTIO_OUTLIER_DEFAULTS, OutlierDetector } from './outlier.js';
 import { ISTIO_DEFAULT_DESTINATION_POLICY } from './destination-policy.js';
 import { seededRandom } from './random.js';
 import type { AttemptOutcome } from './retry-policy.js';
-import { manualClock } from './test-helpers.js';
+import { manualClock } from './test-helpers/index.js';
 import { UpstreamCluster } from './upstream-cluster.js';
 
 const HOSTS = Array.from({ length: 10 }, (_, i) => `10.0.0.${i}:8080`);

@@ -11,7 +11,7 @@ import type { ResponseFlag } from './response.js';
 import { buildLocalReply } from './response.js';
 import type { AttemptOutcome } from './retry-policy.js';
 import { buildAttemptTimeoutMs, RetryState } from './retry-state.js';
-import { locatedObjects, manualClock, TEST_SERVICES } from './test-helpers.js';
+import { locatedObjects, manualClock, TEST_SERVICES } from './test-helpers/index.js';
 import { UpstreamClusterSet } from './upstream-cluster.js';
 
 type Upstream = (host: string, timeoutMs: number | undefined) => AttemptOutcome;

@@ -3,7 +3,7 @@ import { compileWaypointConfig } from './config.js';
 import type { RequestClient, WaypointRequest } from './http-types.js';
 import type { RequestPlan } from './request-plan.js';
 import { buildRequestPlan } from './request-plan.js';
-import { locatedObjects, TEST_SERVICES } from './test-helpers.js';
+import { locatedObjects, TEST_SERVICES } from './test-helpers/index.js';
 
 const YAML = `${TEST_SERVICES}
 ---

@@ -3,8 +3,8 @@
  * clock. Lives beside the tests so that they need no fixtures on disk.
  */
 import { parseAllDocuments } from 'yaml';
-import type { KubeObject, LocatedObject } from '../config-source/kube.js';
-import type { Clock } from './random.js';
+import type { KubeObject, LocatedObject } from '../../config-source/kube.js';
+import type { Clock } from '../random.js';
 
 /** Parses a multi-document YAML string into LocatedObjects (file "test.yaml" by default). */
 export function locatedObjects(text: string, file = 'test.yaml'): LocatedObject[] {
