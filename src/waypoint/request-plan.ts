@@ -186,7 +186,7 @@ export function buildRequestPlan(input: RequestPlanInput): RequestPlan {
       headers: flattenHeaders(outHeaders),
       body: '',
       responseFlags: [...faultFlags],
-      details: 'via_upstream_redirect',
+      details: 'direct_response', // Envoy serves redirects as direct-response entries
     };
     return respond(response, ctx);
   }
