@@ -11,6 +11,7 @@
  * DENY policy and fail for ALLOW/AUDIT, as in Envoy: a DENY naming methods denies all TCP on the
  * port, an ALLOW naming paths allows no TCP.
  */
+import { principalOf, tryParseSpiffeId } from '../identity/index.js';
 import { matchesAuthzValue } from './authz-match.js';
 import type { AuthzAction, AuthzClause, AuthzRule, L7Policy } from './authz-types.js';
 import { HTTP_ATTRIBUTES } from './authz-types.js';
@@ -40,14 +41,15 @@ export function buildAuthzAttributes(
   service: DestinationService,
   request: { host: string; method: string; path: string; headers: HeaderMap } | undefined,
 ): AuthzAttributes {
-  const principal = client.identity?.startsWith('spiffe://') ? client.identity.slice(9) : client.identity;
-  const m = principal ? /^([^/]+)\/ns\/([^/]+)\/sa\/([^/]+)$/.exec(principal) : null;
+  const principal = client.identity === undefined ? undefined : principalOf(client.identity);
+  const parsed = client.identity === undefined ? undefined : tryParseSpiffeId(client.identity);
+  const id = parsed?.ok ? parsed.id : undefined;
   return {
     source: {
       principal,
-      namespace: m?.[2],
-      serviceAccount: m ? `${m[2]}/${m[3]}` : undefined,
-      trustDomain: m?.[1],
+      namespace: id?.namespace,
+      serviceAccount: id ? `${id.namespace}/${id.serviceAccount}` : undefined,
+      trustDomain: id?.trustDomain,
       ip: client.ip,
       remoteIp: client.remoteIp ?? client.ip,
     },

@@ -4,8 +4,8 @@
  * calling workload, the destination the backend workload the waypoint sent the request to.
  * Missing values render as `unknown`, as in Istio.
  */
-import type { Registry } from 'prom-client';
 import { Counter, Histogram } from 'prom-client';
+import type { Registry } from '../telemetry/index.js';
 import type { ResponseFlag } from './response.js';
 import { formatResponseFlags } from './response.js';
 
