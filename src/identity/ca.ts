@@ -290,6 +290,9 @@ export class MeshCa {
       throw new MeshError(
         'MESH_ERR_CA_CSR',
         `CSR asks for ${uri} but the caller may only obtain ${opts.expectIdentity}`,
+        {
+          hint: `put ${opts.expectIdentity} in the CSR's URI SAN, or impersonate the identity the CSR names`,
+        },
       );
     }
     const ttl = opts.ttlMs ?? DEFAULT_LEAF_TTL_MS;

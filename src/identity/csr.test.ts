@@ -1,0 +1,144 @@
+import { createPublicKey } from 'node:crypto';
+import { AsnConvert } from '@peculiar/asn1-schema';
+import { CertificationRequest } from '@peculiar/asn1-csr';
+import { Extensions, SubjectAlternativeName, id_ce_subjectAltName } from '@peculiar/asn1-x509';
+import { describe, expect, it } from 'vitest';
+import { isMeshError } from '../errors.js';
+import { buildCsr, parseCsr } from './csr.js';
+import { pemToDer, toPem } from './pem.js';
+import { openssl, opensslCsr, tempDir, writeFiles } from './test-helpers/openssl.js';
+
+const URI = 'spiffe://cluster.local/ns/shop/sa/frontend';
+
+function thrown(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (err) {
+    return err;
+  }
+  throw new Error('expected a throw');
+}
+
+describe('buildCsr', () => {
+  it('has an empty subject, one critical URI SAN, a P-256 key and an ECDSA/SHA-256 signature', () => {
+    const { csrDer, csrPem, privateKey, keyPem } = buildCsr(URI);
+    expect(pemToDer(csrPem).equals(csrDer)).toBe(true);
+    const req = AsnConvert.parse(csrDer, CertificationRequest);
+    const info = req.certificationRequestInfo;
+    expect(info.version).toBe(0);
+    expect(info.subject.length).toBe(0);
+    expect(req.signatureAlgorithm.algorithm).toBe('1.2.840.10045.4.3.2');
+    expect(info.subjectPKInfo.algorithm.algorithm).toBe('1.2.840.10045.2.1');
+    // namedCurve prime256v1
+    expect(Buffer.from(info.subjectPKInfo.algorithm.parameters ?? new ArrayBuffer(0)).toString('hex')).toBe(
+      '06082a8648ce3d030107',
+    );
+    expect(info.attributes).toHaveLength(1);
+    const attr = info.attributes[0];
+    expect(attr?.type).toBe('1.2.840.113549.1.9.14');
+    expect(attr?.values).toHaveLength(1);
+    const exts = AsnConvert.parse(attr?.values[0] ?? new ArrayBuffer(0), Extensions);
+    expect(exts).toHaveLength(1);
+    const san = exts[0];
+    expect(san?.extnID).toBe(id_ce_subjectAltName);
+    expect(san?.critical).toBe(true);
+    const names = AsnConvert.parse(san?.extnValue.buffer ?? new ArrayBuffer(0), SubjectAlternativeName);
+    expect(names.map((n) => n.uniformResourceIdentifier)).toEqual([URI]);
+    // The returned key is the key in the CSR, and its PEM form is PKCS#8.
+    expect(keyPem).toMatch(/^-----BEGIN PRIVATE KEY-----\n/);
+    const spki = createPublicKey(privateKey).export({ type: 'spki', format: 'der' });
+    expect(Buffer.from(AsnConvert.serialize(info.subjectPKInfo)).equals(spki)).toBe(true);
+  });
+
+  it('verifies with openssl req -verify and shows the same shape there', async () => {
+    const dir = await tempDir();
+    const { csr } = await writeFiles(dir, { csr: buildCsr(URI).csrPem });
+    const r = await openssl(['req', '-in', csr, '-verify', '-noout', '-text']);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/verify OK/);
+    expect(r.stdout).toMatch(/Subject: *\n/);
+    expect(r.stdout).toMatch(/NIST CURVE: P-256/);
+    expect(r.stdout).toMatch(/Signature Algorithm: ecdsa-with-SHA256/);
+    expect(r.stdout).toMatch(
+      /X509v3 Subject Alternative Name: critical\n\s+URI:spiffe:\/\/cluster\.local\/ns\/shop\/sa\/frontend\n/,
+    );
+  });
+
+  it('makes a fresh key for every request', () => {
+    expect(buildCsr(URI).keyPem).not.toBe(buildCsr(URI).keyPem);
+  });
+});
+
+describe('parseCsr', () => {
+  it('accepts its own CSRs as PEM and as DER, returning the key and the URI SANs', () => {
+    const { csrPem, csrDer, privateKey } = buildCsr(URI);
+    for (const input of [csrPem, csrDer, new Uint8Array(csrDer)]) {
+      const parsed = parseCsr(input);
+      expect(parsed.uris).toEqual([URI]);
+      expect(parsed.spkiDer.equals(createPublicKey(privateKey).export({ type: 'spki', format: 'der' }))).toBe(
+        true,
+      );
+      expect(parsed.publicKeyBits).toHaveLength(65);
+    }
+  });
+
+  it('accepts a P-256/SHA-256 CSR made by openssl (interoperability)', async () => {
+    const dir = await tempDir();
+    const pem = await opensslCsr(dir, { key: 'p256', sans: `critical,URI:${URI}` });
+    expect(parseCsr(pem).uris).toEqual([URI]);
+  });
+
+  /** A CSR with one bit flipped inside the signed URI, or near the end (inside the signature). */
+  function tampered(where: 'uri' | 'signature'): Buffer {
+    const der = Buffer.from(buildCsr(URI).csrDer);
+    const i = where === 'uri' ? der.indexOf(Buffer.from('frontend')) : der.length - 3;
+    der[i] = (der[i] ?? 0) ^ 0x01;
+    return der;
+  }
+
+  const rejected: Array<[string, () => Promise<string | Buffer> | string | Buffer, RegExp]> = [
+    ['a changed URI (tampered request info)', () => tampered('uri'), /signature does not verify/],
+    ['a changed signature', () => tampered('signature'), /signature does not verify|not a DER/],
+    ['garbage', () => 'not a csr', /not a DER\/PEM PKCS#10/],
+    [
+      'a certificate instead of a CSR',
+      () => toPem(Buffer.from('3003020101', 'hex'), 'CERTIFICATE'),
+      /not a DER/,
+    ],
+    [
+      'an RSA key (made by openssl)',
+      async () => opensslCsr(await tempDir(), { key: 'rsa', sans: `URI:${URI}` }),
+      /signature algorithm 1\.2\.840\.113549\.1\.1\.11 is not ecdsa-with-SHA256/,
+    ],
+    [
+      'a P-384 key (made by openssl)',
+      async () => opensslCsr(await tempDir(), { key: 'p384', sans: `URI:${URI}` }),
+      /not an uncompressed EC P-256 public key/,
+    ],
+    [
+      'a P-256 key signed with SHA-384 (made by openssl)',
+      async () => opensslCsr(await tempDir(), { key: 'p256', sans: `URI:${URI}`, digest: 'sha384' }),
+      /signature algorithm 1\.2\.840\.10045\.4\.3\.3 is not ecdsa-with-SHA256/,
+    ],
+  ];
+  it.each(rejected)('rejects %s with MESH_ERR_CA_CSR', async (_name, make, message) => {
+    const input = await make();
+    const err = thrown(() => parseCsr(input));
+    expect(isMeshError(err, 'MESH_ERR_CA_CSR')).toBe(true);
+    expect((err as Error).message).toMatch(message);
+    expect((err as { hint?: string }).hint).toMatch(/P-256\/SHA-256/);
+  });
+
+  it('reports every URI SAN, so the CA can refuse more or fewer than one', async () => {
+    const dir = await tempDir();
+    const two = await opensslCsr(dir, {
+      key: 'p256',
+      sans: `URI:${URI},URI:spiffe://cluster.local/ns/a/sa/b`,
+    });
+    expect(parseCsr(two).uris).toEqual([URI, 'spiffe://cluster.local/ns/a/sa/b']);
+    const dnsOnly = await opensslCsr(dir, { key: 'p256', sans: 'DNS:frontend.shop.svc' });
+    expect(parseCsr(dnsOnly).uris).toEqual([]);
+    const none = await opensslCsr(dir, { key: 'p256', subject: '/CN=frontend' });
+    expect(parseCsr(none).uris).toEqual([]);
+  });
+});
