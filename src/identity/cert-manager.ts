@@ -375,6 +375,7 @@ export class CertificateManager extends EventEmitter<{
         'certificate refresh failed; serving the current certificate until it expires',
       );
     } else {
+      if (e.cert) this.onExpired(e); // drop the expired certificate and its metric now
       this.setState(e, 'Unavailable');
       this.log.error(
         { identity: e.uri, err: e.lastError, retryInMs: Math.round(delay) },
@@ -386,6 +387,7 @@ export class CertificateManager extends EventEmitter<{
   }
 
   private onExpired(e: Entry): void {
+    if (e.expiryTimer) clearTimeout(e.expiryTimer);
     e.expiryTimer = undefined;
     if (!this.isCurrent(e) || !e.cert) return;
     const left = e.cert.notAfterMs - Date.now();
@@ -394,6 +396,7 @@ export class CertificateManager extends EventEmitter<{
       e.expiryTimer = setTimeout(() => this.onExpired(e), left).unref();
       return;
     }
+    e.lastError ??= `the certificate expired at ${new Date(e.cert.notAfterMs).toISOString()} before it could be renewed`;
     e.cert = undefined;
     e.context = undefined;
     this.expiryGauge?.remove({ identity: e.uri });
