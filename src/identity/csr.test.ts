@@ -2,6 +2,7 @@ import { createPublicKey } from 'node:crypto';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { CertificationRequest } from '@peculiar/asn1-csr';
 import { Extensions, SubjectAlternativeName, id_ce_subjectAltName } from '@peculiar/asn1-x509';
+import { DerError, oidToString, readTlv } from './der.js';
 import { describe, expect, it } from 'vitest';
 import { isMeshError } from '../errors.js';
 import { buildCsr, parseCsr } from './csr.js';
@@ -140,5 +141,141 @@ describe('parseCsr', () => {
     expect(parseCsr(dnsOnly).uris).toEqual([]);
     const none = await opensslCsr(dir, { key: 'p256', subject: '/CN=frontend' });
     expect(parseCsr(none).uris).toEqual([]);
+  });
+});
+
+/** What the generic ASN.1 layer reads from a CSR: the reference the DER fast path must match. */
+function referenceParse(pem: string): { uris: string[]; spki: string } {
+  const req = AsnConvert.parse(pemToDer(pem), CertificationRequest);
+  const uris: string[] = [];
+  for (const attr of req.certificationRequestInfo.attributes) {
+    if (attr.type !== '1.2.840.113549.1.9.14') continue;
+    for (const v of attr.values) {
+      for (const e of AsnConvert.parse(v, Extensions)) {
+        if (e.extnID !== id_ce_subjectAltName) continue;
+        for (const n of AsnConvert.parse(e.extnValue.buffer, SubjectAlternativeName))
+          if (n.uniformResourceIdentifier) uris.push(n.uniformResourceIdentifier);
+      }
+    }
+  }
+  return {
+    uris,
+    spki: Buffer.from(AsnConvert.serialize(req.certificationRequestInfo.subjectPKInfo)).toString('hex'),
+  };
+}
+
+describe('parseCsr reads what @peculiar/asn1-csr reads', () => {
+  const variants: Array<[string, { sans?: string; subject?: string; extra?: string }]> = [
+    ['one critical URI', { sans: `critical,URI:${URI}` }],
+    ['one non-critical URI', { sans: `URI:${URI}` }],
+    [
+      'URIs mixed with DNS, IP and email SANs',
+      { sans: `DNS:a.example,URI:${URI},IP:10.1.2.3,email:a@b.c,URI:spiffe://x/ns/y/sa/z` },
+    ],
+    ['a subject and no SAN', { subject: '/O=shop/CN=frontend' }],
+    [
+      'a SAN next to other requested extensions',
+      { sans: `URI:${URI}`, extra: 'keyUsage=critical,digitalSignature' },
+    ],
+  ];
+  it.each(variants)('%s (made by openssl)', async (_name, v) => {
+    const dir = await tempDir();
+    const args = [
+      'req',
+      '-new',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      `${dir}/k.pem`,
+      '-subj',
+      v.subject ?? '/',
+    ];
+    if (v.sans) args.push('-addext', `subjectAltName=${v.sans}`);
+    if (v.extra) args.push('-addext', v.extra);
+    const r = await openssl(args);
+    expect(r.code).toBe(0);
+    const parsed = parseCsr(r.stdout);
+    const want = referenceParse(r.stdout);
+    expect(parsed.uris).toEqual(want.uris);
+    expect(parsed.spkiDer.toString('hex')).toBe(want.spki);
+  });
+
+  it('for its own CSRs', () => {
+    for (const uri of [URI, 'spiffe://td_1/ns/n1/sa/s_1']) {
+      const { csrPem } = buildCsr(uri);
+      const want = referenceParse(csrPem);
+      const parsed = parseCsr(csrPem);
+      expect(parsed.uris).toEqual(want.uris);
+      expect(parsed.spkiDer.toString('hex')).toBe(want.spki);
+    }
+  });
+
+  it('answers every corrupted CSR with MESH_ERR_CA_CSR, never another error', () => {
+    const der = buildCsr(URI).csrDer;
+    let seed = 12345;
+    const rand = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    let accepted = 0;
+    for (let i = 0; i < 2000; i++) {
+      const bad = Buffer.from(der);
+      const kind = i % 3;
+      if (kind === 0) bad[rand(bad.length)] = rand(256);
+      else if (kind === 1) {
+        const at = rand(bad.length);
+        bad[at] = (bad[at] ?? 0) ^ (1 << rand(8));
+      }
+      const input = kind === 2 ? bad.subarray(0, rand(bad.length)) : bad;
+      if (input.equals(der)) continue;
+      try {
+        parseCsr(input);
+        accepted++;
+      } catch (err) {
+        expect(isMeshError(err, 'MESH_ERR_CA_CSR'), String(err)).toBe(true);
+      }
+    }
+    expect(accepted).toBe(0);
+  });
+
+  it('refuses to put a non-ASCII URI in a CSR', () => {
+    const err = thrown(() => buildCsr('spiffe://cluster.local/ns/shöp/sa/a'));
+    expect(isMeshError(err, 'MESH_ERR_INVALID_ARGUMENT')).toBe(true);
+  });
+});
+
+describe('DER reader', () => {
+  it.each<[string, string, RegExp | { tag: number; contentStart: number; end: number }]>([
+    ['short form', '0403aabbcc', { tag: 4, contentStart: 2, end: 5 }],
+    ['long form', '04819a' + 'aa'.repeat(0x9a), { tag: 4, contentStart: 3, end: 3 + 0x9a }],
+    ['empty', '3000', { tag: 0x30, contentStart: 2, end: 2 }],
+    ['truncated header', '30', /truncated element/],
+    ['indefinite length', '308000', /indefinite length/],
+    ['non-minimal long form', '30810100', /not minimally encoded/],
+    ['leading zero length byte', '3082000500', /not minimally encoded/],
+    ['overrun', '3005aabb', /overruns its container/],
+    ['multi-byte tag', '1f0100', /multi-byte tags/],
+    ['huge length', '3084ffffffff', /too long/],
+  ])('%s', (_name, hex, want) => {
+    const buf = Buffer.from(hex, 'hex');
+    if (want instanceof RegExp) {
+      const err = thrown(() => readTlv(buf, 0));
+      expect(err).toBeInstanceOf(DerError);
+      expect((err as Error).message).toMatch(want);
+    } else {
+      expect(readTlv(buf, 0)).toEqual({ ...want, start: 0 });
+    }
+  });
+
+  it.each([
+    ['2a8648ce3d040302', '1.2.840.10045.4.3.2'],
+    ['551d11', '2.5.29.17'],
+    ['2a864886f70d01010b', '1.2.840.113549.1.1.11'],
+    ['8837', '2.999'],
+  ])('oidToString(%s) = %s', (hex, dotted) => {
+    expect(oidToString(Buffer.from(hex, 'hex'))).toBe(dotted);
   });
 });
