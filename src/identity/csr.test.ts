@@ -5,7 +5,7 @@ import { Extensions, SubjectAlternativeName, id_ce_subjectAltName } from '@pecul
 import { DerError, oidToString, readTlv } from './der.js';
 import { describe, expect, it } from 'vitest';
 import { isMeshError } from '../errors.js';
-import { buildCsr, parseCsr } from './csr.js';
+import { buildCsr, generateP256, p256KeyDer, parseCsr } from './csr.js';
 import { pemToDer, toPem } from './pem.js';
 import { openssl, opensslCsr, tempDir, writeFiles } from './test-helpers/openssl.js';
 
@@ -277,5 +277,18 @@ describe('DER reader', () => {
     ['8837', '2.999'],
   ])('oidToString(%s) = %s', (hex, dotted) => {
     expect(oidToString(Buffer.from(hex, 'hex'))).toBe(dotted);
+  });
+});
+
+describe('p256KeyDer', () => {
+  it('assembles the same SPKI and PKCS#8 bytes as KeyObject.export', () => {
+    for (let i = 0; i < 50; i++) {
+      const { privateKey, publicKey } = generateP256();
+      const { spkiDer, pkcs8Der } = p256KeyDer(privateKey);
+      expect(spkiDer.equals(publicKey.export({ type: 'spki', format: 'der' }))).toBe(true);
+      expect(pkcs8Der.equals(privateKey.export({ type: 'pkcs8', format: 'der' }))).toBe(true);
+    }
+    const { privateKey, keyPem } = buildCsr(URI);
+    expect(keyPem).toBe(privateKey.export({ type: 'pkcs8', format: 'pem' }));
   });
 });

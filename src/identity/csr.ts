@@ -66,16 +66,41 @@ export function buildCsr(spiffeUri: string): KeyAndCsr {
       hint: 'pass a SPIFFE id such as spiffe://cluster.local/ns/<namespace>/sa/<service-account>',
     });
   }
-  const { privateKey, publicKey } = generateP256();
+  const { privateKey } = generateP256();
+  const key = p256KeyDer(privateKey);
   const san = seq(SAN_OID_DER, BOOLEAN_TRUE, octetString(seq(tlv(TAG_URI, Buffer.from(spiffeUri, 'ascii')))));
   const attributes = tlv(0xa0, seq(EXTENSION_REQUEST_OID_DER, tlv(0x31, seq(san))));
-  const info = seq(VERSION_0, seq(), publicKey.export({ type: 'spki', format: 'der' }), attributes);
+  const info = seq(VERSION_0, seq(), key.spkiDer, attributes);
   const csrDer = seq(info, ECDSA_SHA256_DER, bitString(cryptoSign('sha256', info, privateKey)));
   return {
-    keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    keyPem: toPem(key.pkcs8Der, 'PRIVATE KEY'),
     privateKey,
     csrPem: toPem(csrDer, 'CERTIFICATE REQUEST'),
     csrDer,
+  };
+}
+
+/**
+ * SPKI and PKCS#8 DER of a P-256 key, assembled from its JWK form. OpenSSL 3's DER/PEM encoders
+ * cost ~150 µs and ~100 µs a call, the JWK export ~7 µs; the bytes are the same as
+ * KeyObject.export's (checked in csr.test.ts).
+ */
+export function p256KeyDer(privateKey: KeyObject): { spkiDer: Buffer; pkcs8Der: Buffer } {
+  const jwk = privateKey.export({ format: 'jwk' });
+  const field = (v: string | undefined) => {
+    const b = Buffer.from(v ?? '', 'base64url');
+    if (b.length !== 32) throw new MeshError('MESH_ERR_INVALID_ARGUMENT', 'not a P-256 private key');
+    return b;
+  };
+  const point = Buffer.concat([Buffer.from([0x04]), field(jwk.x), field(jwk.y)]);
+  const ecPrivateKey = seq(
+    Buffer.from([0x02, 0x01, 0x01]),
+    octetString(field(jwk.d)),
+    tlv(0xa1, bitString(point)),
+  );
+  return {
+    spkiDer: seq(P256_KEY_ALG_DER, bitString(point)),
+    pkcs8Der: seq(VERSION_0, P256_KEY_ALG_DER, octetString(ecPrivateKey)),
   };
 }
 
