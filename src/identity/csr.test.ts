@@ -5,7 +5,7 @@ import { Extensions, SubjectAlternativeName, id_ce_subjectAltName } from '@pecul
 import { DerError, oidToString, readTlv } from './der.js';
 import { describe, expect, it } from 'vitest';
 import { isMeshError } from '../errors.js';
-import { buildCsr, generateP256, p256KeyDer, parseCsr } from './csr.js';
+import { buildCsr, newP256Key, p256KeyDer, parseCsr } from './csr.js';
 import { pemToDer, toPem } from './pem.js';
 import { openssl, opensslCsr, tempDir, writeFiles } from './test-helpers/openssl.js';
 
@@ -280,15 +280,30 @@ describe('DER reader', () => {
   });
 });
 
-describe('p256KeyDer', () => {
+describe('P-256 keys for CSRs', () => {
   it('assembles the same SPKI and PKCS#8 bytes as KeyObject.export', () => {
-    for (let i = 0; i < 50; i++) {
-      const { privateKey, publicKey } = generateP256();
-      const { spkiDer, pkcs8Der } = p256KeyDer(privateKey);
-      expect(spkiDer.equals(publicKey.export({ type: 'spki', format: 'der' }))).toBe(true);
+    for (let i = 0; i < 200; i++) {
+      const { privateKey, point, d } = newP256Key();
+      expect(point).toHaveLength(65);
+      expect(d).toHaveLength(32);
+      const { spkiDer, pkcs8Der } = p256KeyDer(point, d);
+      expect(spkiDer.equals(createPublicKey(privateKey).export({ type: 'spki', format: 'der' }))).toBe(true);
       expect(pkcs8Der.equals(privateKey.export({ type: 'pkcs8', format: 'der' }))).toBe(true);
     }
     const { privateKey, keyPem } = buildCsr(URI);
     expect(keyPem).toBe(privateKey.export({ type: 'pkcs8', format: 'pem' }));
+  });
+
+  it('pads a short private scalar to 32 bytes', () => {
+    // About 1 key in 256 has a leading zero byte; draw until one does.
+    let found: ReturnType<typeof newP256Key> | undefined;
+    for (let i = 0; i < 20_000 && !found; i++) {
+      const k = newP256Key();
+      if (k.d[0] === 0) found = k;
+    }
+    expect(found).toBeDefined();
+    if (!found) return;
+    const jwkD = Buffer.from(found.privateKey.export({ format: 'jwk' }).d ?? '', 'base64url');
+    expect(jwkD.equals(found.d)).toBe(true);
   });
 });

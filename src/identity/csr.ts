@@ -4,6 +4,8 @@
  * SPIFFE id. Signed with SHA-256.
  */
 import {
+  createECDH,
+  createPrivateKey,
   createPublicKey,
   generateKeyPairSync,
   sign as cryptoSign,
@@ -56,6 +58,7 @@ export interface KeyAndCsr {
   csrDer: Buffer;
 }
 
+/** A P-256 key pair for CA keys. Never export one of these as a JWK: see newP256Key. */
 export function generateP256(): { privateKey: KeyObject; publicKey: KeyObject } {
   return generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
 }
@@ -66,8 +69,8 @@ export function buildCsr(spiffeUri: string): KeyAndCsr {
       hint: 'pass a SPIFFE id such as spiffe://cluster.local/ns/<namespace>/sa/<service-account>',
     });
   }
-  const { privateKey } = generateP256();
-  const key = p256KeyDer(privateKey);
+  const { privateKey, point, d } = newP256Key();
+  const key = p256KeyDer(point, d);
   const san = seq(SAN_OID_DER, BOOLEAN_TRUE, octetString(seq(tlv(TAG_URI, Buffer.from(spiffeUri, 'ascii')))));
   const attributes = tlv(0xa0, seq(EXTENSION_REQUEST_OID_DER, tlv(0x31, seq(san))));
   const info = seq(VERSION_0, seq(), key.spkiDer, attributes);
@@ -81,23 +84,35 @@ export function buildCsr(spiffeUri: string): KeyAndCsr {
 }
 
 /**
- * SPKI and PKCS#8 DER of a P-256 key, assembled from its JWK form. OpenSSL 3's DER/PEM encoders
- * cost ~150 µs and ~100 µs a call, the JWK export ~7 µs; the bytes are the same as
- * KeyObject.export's (checked in csr.test.ts).
+ * A fresh P-256 key as a KeyObject plus its raw parts (the uncompressed point and the 32-byte
+ * scalar). Made with ECDH and imported as a JWK, because:
+ * - OpenSSL 3's DER/PEM encoders cost ~150 µs and ~100 µs a call, and the CSR needs both forms;
+ * - KeyObject.export({ format: 'jwk' }) on a generateKeyPairSync key deadlocks Node 20 when a GC
+ *   runs during the export (the finalised KeyGenJob locks the key's mutex the export holds; a
+ *   loop of generate + export hangs within seconds), so raw parts cannot come from there.
  */
-export function p256KeyDer(privateKey: KeyObject): { spkiDer: Buffer; pkcs8Der: Buffer } {
-  const jwk = privateKey.export({ format: 'jwk' });
-  const field = (v: string | undefined) => {
-    const b = Buffer.from(v ?? '', 'base64url');
-    if (b.length !== 32) throw new MeshError('MESH_ERR_INVALID_ARGUMENT', 'not a P-256 private key');
-    return b;
-  };
-  const point = Buffer.concat([Buffer.from([0x04]), field(jwk.x), field(jwk.y)]);
-  const ecPrivateKey = seq(
-    Buffer.from([0x02, 0x01, 0x01]),
-    octetString(field(jwk.d)),
-    tlv(0xa1, bitString(point)),
-  );
+export function newP256Key(): { privateKey: KeyObject; point: Buffer; d: Buffer } {
+  const ecdh = createECDH('prime256v1');
+  const point = ecdh.generateKeys();
+  const raw = ecdh.getPrivateKey();
+  const d = Buffer.alloc(32);
+  raw.copy(d, 32 - raw.length); // the scalar comes without leading zero bytes
+  const privateKey = createPrivateKey({
+    key: {
+      kty: 'EC',
+      crv: 'P-256',
+      x: point.subarray(1, 33).toString('base64url'),
+      y: point.subarray(33).toString('base64url'),
+      d: d.toString('base64url'),
+    },
+    format: 'jwk',
+  });
+  return { privateKey, point, d };
+}
+
+/** SPKI and PKCS#8 DER of a P-256 key from its raw parts: the bytes KeyObject.export writes. */
+export function p256KeyDer(point: Uint8Array, d: Uint8Array): { spkiDer: Buffer; pkcs8Der: Buffer } {
+  const ecPrivateKey = seq(Buffer.from([0x02, 0x01, 0x01]), octetString(d), tlv(0xa1, bitString(point)));
   return {
     spkiDer: seq(P256_KEY_ALG_DER, bitString(point)),
     pkcs8Der: seq(VERSION_0, P256_KEY_ALG_DER, octetString(ecPrivateKey)),
