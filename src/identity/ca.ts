@@ -10,12 +10,13 @@
  * On disk the CA uses Istio's file names: root-cert.pem, root-key.pem, and for an intermediate
  * ca-cert.pem, ca-key.pem and cert-chain.pem (intermediate then root).
  */
-import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
-import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { X509Certificate, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { MeshError } from '../errors.js';
+import { MeshError, errorMessage } from '../errors.js';
 import { formatDuration } from '../telemetry/duration.js';
 import { generateP256, parseCsr } from './csr.js';
+import { writeSecretFile } from './files.js';
 import { toPem } from './pem.js';
 import { DEFAULT_TRUST_DOMAIN, formatSpiffeId, tryParseSpiffeId, type SpiffeId } from './spiffe.js';
 import { AsnConvert } from '@peculiar/asn1-schema';
@@ -177,13 +178,29 @@ export class MeshCa {
         },
       );
     }
-    const root = signerOf(rootPem, createPrivateKey(rootKeyPem));
+    const root = loadSigner(dir, rootPem, rootKeyPem, CA_FILES.rootCert, CA_FILES.rootKey);
     const td = trustDomainOf(root.x509);
     let intermediate: Signer | undefined;
     const caCert = await readFile(join(dir, CA_FILES.caCert), 'utf8').catch(() => undefined);
     if (caCert !== undefined) {
-      const caKey = await readFile(join(dir, CA_FILES.caKey), 'utf8');
-      intermediate = signerOf(caCert, createPrivateKey(caKey));
+      const caKey = await readFile(join(dir, CA_FILES.caKey), 'utf8').catch((err: unknown) => {
+        throw new MeshError(
+          'MESH_ERR_CA_INVALID',
+          `${dir} has ${CA_FILES.caCert} but no readable ${CA_FILES.caKey}`,
+          {
+            cause: err,
+            hint: `restore ${CA_FILES.caKey}, or remove ${CA_FILES.caCert} to sign with the root directly`,
+          },
+        );
+      });
+      intermediate = loadSigner(dir, caCert, caKey, CA_FILES.caCert, CA_FILES.caKey);
+      if (!intermediate.x509.checkIssued(root.x509) || !intermediate.x509.verify(root.x509.publicKey)) {
+        throw new MeshError(
+          'MESH_ERR_CA_INVALID',
+          `${CA_FILES.caCert} in ${dir} was not issued by ${CA_FILES.rootCert}`,
+          { hint: `recreate the CA with: meshd ca init --dir ${dir} --force --intermediate` },
+        );
+      }
     }
     const ca = new MeshCa(td, root, intermediate, opts.maxTtlMs ?? DEFAULT_MAX_TTL_MS);
     ca.rootKeyPem = rootKeyPem;
@@ -199,7 +216,10 @@ export class MeshCa {
     }
   }
 
-  /** Write the CA to `dir`. Refuses to overwrite an existing CA unless `force`. */
+  /**
+   * Write the CA to `dir`. Refuses to overwrite an existing CA unless `force`; a forced write
+   * also removes an intermediate left by the previous CA, which would not chain to the new root.
+   */
   async save(dir: string, opts: { force?: boolean } = {}): Promise<void> {
     if (!opts.force && (await MeshCa.exists(dir))) {
       throw new MeshError('MESH_ERR_CA_EXISTS', `a mesh CA already exists in ${dir}`, {
@@ -208,19 +228,21 @@ export class MeshCa {
     }
     if (!this.rootKeyPem) throw new MeshError('MESH_ERR_CA_MISSING', 'this CA has no root key to save');
     await mkdir(dir, { recursive: true });
-    await writeFile(join(dir, CA_FILES.rootCert), this.root.certPem);
-    const keyPath = join(dir, CA_FILES.rootKey);
-    await writeFile(keyPath, this.rootKeyPem, { mode: 0o600 });
-    await chmod(keyPath, 0o600);
+    await writeSecretFile(join(dir, CA_FILES.rootKey), this.rootKeyPem);
     if (this.intermediate) {
+      await writeSecretFile(
+        join(dir, CA_FILES.caKey),
+        this.intermediate.key.export({ type: 'pkcs8', format: 'pem' }).toString(),
+      );
       await writeFile(join(dir, CA_FILES.caCert), this.intermediate.certPem);
-      const caKeyPath = join(dir, CA_FILES.caKey);
-      await writeFile(caKeyPath, this.intermediate.key.export({ type: 'pkcs8', format: 'pem' }).toString(), {
-        mode: 0o600,
-      });
-      await chmod(caKeyPath, 0o600);
       await writeFile(join(dir, CA_FILES.certChain), this.intermediate.certPem + this.root.certPem);
+    } else {
+      await Promise.all(
+        [CA_FILES.caCert, CA_FILES.caKey, CA_FILES.certChain].map((f) => rm(join(dir, f), { force: true })),
+      );
     }
+    // The root certificate goes last: its presence is what marks the directory as holding a CA.
+    await writeFile(join(dir, CA_FILES.rootCert), this.root.certPem);
   }
 
   get rootCertPem(): string {
@@ -268,24 +290,36 @@ export class MeshCa {
       throw new MeshError(
         'MESH_ERR_CA_CSR',
         `CSR asks for ${uri} but the caller may only obtain ${opts.expectIdentity}`,
+        {
+          hint: `put ${opts.expectIdentity} in the CSR's URI SAN, or impersonate the identity the CSR names`,
+        },
       );
     }
     const ttl = opts.ttlMs ?? DEFAULT_LEAF_TTL_MS;
-    if (!(ttl > 0))
-      throw new MeshError('MESH_ERR_CA_TTL', `TTL must be positive, got ${ttl} ms`, {
+    // X.509 validity has whole seconds: anything shorter could yield a certificate that is
+    // already expired when it arrives.
+    if (!(ttl >= 1000))
+      throw new MeshError('MESH_ERR_CA_TTL', `TTL must be at least 1s, got ${formatDuration(ttl)}`, {
         hint: 'use a TTL like 24h',
       });
     const issuer = this.intermediate ?? this.root;
     const now = opts.nowMs ?? Date.now();
     const issuerNotAfter = Date.parse(issuer.x509.validTo);
-    if (ttl > this.maxTtlMs || now + ttl > issuerNotAfter) {
-      const allowed = Math.min(this.maxTtlMs, issuerNotAfter - now);
+    const untilIssuerExpiry = Math.floor((issuerNotAfter - now) / 1000) * 1000;
+    if (untilIssuerExpiry < 1000) {
       throw new MeshError(
         'MESH_ERR_CA_TTL',
-        `TTL ${formatDuration(ttl)} is longer than this CA allows (${formatDuration(Math.max(0, Math.floor(allowed / 1000) * 1000))})`,
-        {
-          hint: `ask for --ttl ${formatDuration(Math.min(DEFAULT_LEAF_TTL_MS, Math.max(1000, allowed)))} or less`,
-        },
+        `the CA certificate that signs leaves expires at ${new Date(issuerNotAfter).toISOString()}; it can issue nothing more`,
+        { hint: 'create a new CA with: meshd ca init --force, then reissue every workload certificate' },
+      );
+    }
+    if (ttl > this.maxTtlMs || ttl > untilIssuerExpiry) {
+      const allowed = Math.min(this.maxTtlMs, untilIssuerExpiry);
+      const why = ttl > this.maxTtlMs ? 'the maximum workload TTL' : "the CA certificate's own expiry";
+      throw new MeshError(
+        'MESH_ERR_CA_TTL',
+        `TTL ${formatDuration(ttl)} is longer than this CA allows (${formatDuration(allowed)}, limited by ${why})`,
+        { hint: `ask for --ttl ${formatDuration(Math.min(DEFAULT_LEAF_TTL_MS, allowed))} or less` },
       );
     }
     const notBeforeMs = Math.floor(now / 1000) * 1000;
@@ -311,6 +345,34 @@ export class MeshCa {
       serialNumber: leaf.serialHex,
     };
   }
+}
+
+/** Parse a certificate and its key from files, checking that they belong together. */
+function loadSigner(dir: string, certPem: string, keyPem: string, certFile: string, keyFile: string): Signer {
+  let x509: X509Certificate;
+  let key: KeyObject;
+  try {
+    x509 = new X509Certificate(certPem);
+    key = createPrivateKey(keyPem);
+  } catch (err) {
+    throw new MeshError(
+      'MESH_ERR_CA_INVALID',
+      `cannot parse ${certFile} or ${keyFile} in ${dir}: ${errorMessage(err)}`,
+      {
+        cause: err,
+        hint: `restore the files, or recreate the CA with: meshd ca init --dir ${dir} --force`,
+      },
+    );
+  }
+  const spki = (k: KeyObject) => k.export({ type: 'spki', format: 'der' });
+  if (!x509.ca || !spki(x509.publicKey).equals(spki(createPublicKey(key)))) {
+    throw new MeshError(
+      'MESH_ERR_CA_INVALID',
+      `${keyFile} in ${dir} is not the key of the CA certificate ${certFile}`,
+      { hint: `restore the matching pair, or recreate the CA with: meshd ca init --dir ${dir} --force` },
+    );
+  }
+  return signerOf(certPem, key);
 }
 
 function trustDomainOf(x: X509Certificate): string {

@@ -10,7 +10,9 @@
  *   150 s, reset on success); a still-valid certificate keeps being served until it expires, and
  *   only then does the identity become Unavailable;
  * - an Unavailable identity fails fast for callers (they do not wait for the next retry);
- * - a forgotten identity has no timers and no entry; a fetch completing after forget is dropped;
+ * - a forgotten identity has no timers and no entry; a fetch completing after forget is dropped,
+ *   and callers still waiting for a fetch that never started are rejected (never left hanging);
+ * - an expired certificate is never handed out, even if its expiry timer has not run yet;
  * - one SecureContext is built per certificate and reused until rotation.
  */
 import { EventEmitter } from 'node:events';
@@ -59,7 +61,7 @@ interface Entry {
   context: tls.SecureContext | undefined;
   lastError: string | undefined;
   inflight: Promise<WorkloadCertificate> | undefined;
-  queued: { priority: Priority; start: () => void } | undefined;
+  queued: { priority: Priority; start: () => void; cancel: (err: Error) => void } | undefined;
   timer: NodeJS.Timeout | undefined;
   expiryTimer: NodeJS.Timeout | undefined;
   failures: number;
@@ -116,8 +118,17 @@ export class CertificateManager extends EventEmitter<{
 
   /** The certificate for `id`, fetching it if needed. Rejects fast if the identity is Unavailable. */
   async fetchCertificate(id: SpiffeId): Promise<WorkloadCertificate> {
+    if (this.closed) {
+      throw new MeshError(
+        'MESH_ERR_CERT_UNAVAILABLE',
+        `no certificate for ${formatSpiffeId(id)}: the manager is closed`,
+      );
+    }
     const e = this.entryFor(id);
-    if (e.state === 'Available' && e.cert) return e.cert;
+    if (e.state === 'Available' && e.cert) {
+      if (e.cert.notAfterMs > Date.now()) return e.cert;
+      this.onExpired(e);
+    }
     if (e.state === 'Unavailable' && !e.inflight && !e.queued) {
       throw new MeshError(
         'MESH_ERR_CERT_UNAVAILABLE',
@@ -144,13 +155,14 @@ export class CertificateManager extends EventEmitter<{
   /** The SecureContext for `id` if a certificate is Available now, without fetching. */
   findSecureContext(id: SpiffeId): tls.SecureContext | undefined {
     const e = this.entries.get(formatSpiffeId(id));
-    if (!e?.cert || e.state !== 'Available') return undefined;
+    if (!e?.cert || e.state !== 'Available' || e.cert.notAfterMs <= Date.now()) return undefined;
     e.context ??= buildSecureContext(e.cert);
     return e.context;
   }
 
   /** Start fetching in the background (a workload with this identity arrived on the node). */
   prefetch(id: SpiffeId): void {
+    if (this.closed) return;
     const e = this.entryFor(id);
     if (e.state === 'Available' || e.inflight) return;
     this.startFetch(e, Priority.Warmup).catch(() => {
@@ -164,8 +176,7 @@ export class CertificateManager extends EventEmitter<{
     const e = this.entries.get(uri);
     if (!e) return;
     this.clearTimers(e);
-    const qi = this.waiting.indexOf(e);
-    if (qi >= 0) this.waiting.splice(qi, 1);
+    this.cancelQueued(e, `${uri} was forgotten`);
     this.entries.delete(uri);
     this.expiryGauge?.remove({ identity: uri });
     this.log.info({ identity: uri }, 'certificate forgotten');
@@ -203,10 +214,21 @@ export class CertificateManager extends EventEmitter<{
     });
   }
 
+  /** Stop all timers and fail callers whose fetch has not started; fetches in flight finish. */
   close(): void {
     this.closed = true;
-    for (const e of this.entries.values()) this.clearTimers(e);
-    this.waiting.length = 0;
+    for (const e of this.entries.values()) {
+      this.clearTimers(e);
+      this.cancelQueued(e, 'the certificate manager is closed');
+    }
+  }
+
+  private cancelQueued(e: Entry, why: string): void {
+    const qi = this.waiting.indexOf(e);
+    if (qi >= 0) this.waiting.splice(qi, 1);
+    const q = e.queued;
+    e.queued = undefined;
+    q?.cancel(new MeshError('MESH_ERR_CERT_UNAVAILABLE', `no certificate for ${e.uri}: ${why}`));
   }
 
   private entryFor(id: SpiffeId): Entry {
@@ -247,12 +269,21 @@ export class CertificateManager extends EventEmitter<{
         start: () => {
           e.queued = undefined;
           this.running++;
-          this.source
-            .fetchCertificate(e.id)
+          // A source that throws instead of rejecting must not leak a concurrency slot.
+          new Promise<WorkloadCertificate>((r) => r(this.source.fetchCertificate(e.id)))
             .then(
               (cert) => {
-                this.onFetched(e, cert);
-                resolve(cert);
+                const problem = this.problemWith(e, cert);
+                if (problem) {
+                  this.onFailed(e, problem);
+                  reject(problem);
+                  return;
+                }
+                try {
+                  this.onFetched(e, cert);
+                } finally {
+                  resolve(cert);
+                }
               },
               (err: unknown) => {
                 this.onFailed(e, err);
@@ -264,6 +295,7 @@ export class CertificateManager extends EventEmitter<{
               this.pump();
             });
         },
+        cancel: reject,
       };
       this.waiting.push(e);
       this.pump();
@@ -295,13 +327,19 @@ export class CertificateManager extends EventEmitter<{
     return !this.closed && this.entries.get(e.uri) === e;
   }
 
+  /** A certificate the source returned that must not be used, as an error; undefined if usable. */
+  private problemWith(e: Entry, cert: WorkloadCertificate): Error | undefined {
+    if (cert.uri !== e.uri) return new Error(`CA returned a certificate for ${cert.uri}, not ${e.uri}`);
+    if (cert.notAfterMs <= Date.now())
+      return new Error(
+        `CA returned a certificate that expired at ${new Date(cert.notAfterMs).toISOString()}`,
+      );
+    return undefined;
+  }
+
   private onFetched(e: Entry, cert: WorkloadCertificate): void {
     this.fetches?.inc({ result: 'success' });
     if (!this.isCurrent(e)) return;
-    if (cert.uri !== e.uri) {
-      this.onFailed(e, new Error(`CA returned a certificate for ${cert.uri}, not ${e.uri}`));
-      return;
-    }
     e.cert = cert;
     e.context = undefined;
     e.failures = 0;
@@ -337,6 +375,7 @@ export class CertificateManager extends EventEmitter<{
         'certificate refresh failed; serving the current certificate until it expires',
       );
     } else {
+      if (e.cert) this.onExpired(e); // drop the expired certificate and its metric now
       this.setState(e, 'Unavailable');
       this.log.error(
         { identity: e.uri, err: e.lastError, retryInMs: Math.round(delay) },
@@ -348,7 +387,16 @@ export class CertificateManager extends EventEmitter<{
   }
 
   private onExpired(e: Entry): void {
-    if (!this.isCurrent(e) || !e.cert || e.cert.notAfterMs > Date.now()) return;
+    if (e.expiryTimer) clearTimeout(e.expiryTimer);
+    e.expiryTimer = undefined;
+    if (!this.isCurrent(e) || !e.cert) return;
+    const left = e.cert.notAfterMs - Date.now();
+    if (left > 0) {
+      // Timers run on a monotonic clock and may fire a millisecond before the wall clock agrees.
+      e.expiryTimer = setTimeout(() => this.onExpired(e), left).unref();
+      return;
+    }
+    e.lastError ??= `the certificate expired at ${new Date(e.cert.notAfterMs).toISOString()} before it could be renewed`;
     e.cert = undefined;
     e.context = undefined;
     this.expiryGauge?.remove({ identity: e.uri });

@@ -51,3 +51,82 @@ export function oid(dotted: string): Buffer {
   }
   return tlv(0x06, Buffer.from(out));
 }
+
+/**
+ * Minimal strict DER reader for the CSR hot path: single-byte tags, definite minimal lengths,
+ * every element inside its parent's bounds. Anything else throws DerError; callers turn that into
+ * their own error. It parses untrusted input, so it checks every length before using it.
+ */
+export class DerError extends Error {}
+
+export interface Tlv {
+  tag: number;
+  /** Offset of the tag byte. */
+  start: number;
+  /** Offset of the first content byte. */
+  contentStart: number;
+  /** Offset just past the element. */
+  end: number;
+}
+
+export function readTlv(buf: Uint8Array, offset: number, limit: number = buf.length): Tlv {
+  if (offset + 2 > limit) throw new DerError('truncated element');
+  const tag = buf[offset] as number;
+  if ((tag & 0x1f) === 0x1f) throw new DerError('multi-byte tags are not supported');
+  let len = buf[offset + 1] as number;
+  let contentStart = offset + 2;
+  if (len & 0x80) {
+    const n = len & 0x7f;
+    if (n === 0) throw new DerError('indefinite length is not DER');
+    if (n > 3) throw new DerError('element too long');
+    if (contentStart + n > limit) throw new DerError('truncated length');
+    len = 0;
+    for (let i = 0; i < n; i++) len = len * 256 + (buf[contentStart + i] as number);
+    if (buf[contentStart] === 0 || len < 0x80) throw new DerError('length not minimally encoded');
+    contentStart += n;
+  }
+  const end = contentStart + len;
+  if (end > limit) throw new DerError('element overruns its container');
+  return { tag, start: offset, contentStart, end };
+}
+
+/** Read one element with tag `tag` at `offset`. */
+export function expectTlv(buf: Uint8Array, offset: number, limit: number, tag: number, what: string): Tlv {
+  const t = readTlv(buf, offset, limit);
+  if (t.tag !== tag)
+    throw new DerError(`${what}: expected tag 0x${tag.toString(16)}, got 0x${t.tag.toString(16)}`);
+  return t;
+}
+
+/** The elements directly inside a constructed element. */
+export function childrenOf(buf: Uint8Array, parent: Tlv): Tlv[] {
+  const out: Tlv[] = [];
+  for (let at = parent.contentStart; at < parent.end;) {
+    const t = readTlv(buf, at, parent.end);
+    out.push(t);
+    at = t.end;
+  }
+  return out;
+}
+
+export function contentOf(buf: Uint8Array, t: Tlv): Uint8Array {
+  return buf.subarray(t.contentStart, t.end);
+}
+
+export function bytesOf(buf: Uint8Array, t: Tlv): Uint8Array {
+  return buf.subarray(t.start, t.end);
+}
+
+/** Dotted form of an OBJECT IDENTIFIER's content octets (for messages). */
+export function oidToString(content: Uint8Array): string {
+  const arcs: number[] = [];
+  let v = 0;
+  for (const b of content) {
+    v = v * 128 + (b & 0x7f);
+    if (b & 0x80) continue;
+    if (arcs.length === 0) arcs.push(v < 80 ? Math.floor(v / 40) : 2, v < 80 ? v % 40 : v - 80);
+    else arcs.push(v);
+    v = 0;
+  }
+  return arcs.join('.');
+}

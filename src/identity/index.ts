@@ -46,3 +46,4 @@ export {
   type PeerCheck,
   type WorkloadCertificate,
 } from './tls.js';
+export { WORKLOAD_FILES, writeSecretFile, writeWorkloadFiles } from './files.js';

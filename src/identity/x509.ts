@@ -158,26 +158,6 @@ export function buildCertificate(t: CertTemplate, signingKey: KeyObject): Buffer
   return Buffer.from(AsnConvert.serialize(cert));
 }
 
-/** Build a URI SubjectAlternativeName extension (for CSRs). */
-export function uriSanExtension(uri: string, critical: boolean): Extension {
-  return ext(
-    id_ce_subjectAltName,
-    critical,
-    new SubjectAlternativeName([new GeneralName({ uniformResourceIdentifier: uri })]),
-  );
-}
-
-/** The URI SANs in an Extensions list (for CSR inspection). */
-export function urisOf(extensions: Iterable<Extension>): string[] {
-  const out: string[] = [];
-  for (const e of extensions) {
-    if (e.extnID !== id_ce_subjectAltName) continue;
-    const san = AsnConvert.parse(e.extnValue.buffer, SubjectAlternativeName);
-    for (const gn of san) if (gn.uniformResourceIdentifier) out.push(gn.uniformResourceIdentifier);
-  }
-  return out;
-}
-
 /**
  * Leaf issuance fast path. The constant parts of every leaf an issuer signs (version, algorithm,
  * issuer Name, basicConstraints, keyUsage, EKU, AKI) are encoded once by @peculiar/asn1-x509;

@@ -1,0 +1,17 @@
+/** cli/: the meshd command line. main.ts is the only caller. */
+export { buildProgram, runCli, EXIT_FAILED, EXIT_OK, EXIT_USAGE } from './program.js';
+export {
+  globalOptionsOf,
+  loggerFor,
+  type CliContext,
+  type CliIo,
+  type GlobalOptions,
+  type RegisterCommands,
+} from './context.js';
+export { registerCaCommands } from './ca.js';
+
+import { registerCaCommands } from './ca.js';
+import type { RegisterCommands } from './context.js';
+
+/** Every command group, in help order. `meshd ztunnel`, `waypoint` and `demo` are added here. */
+export const COMMAND_MODULES: readonly RegisterCommands[] = [registerCaCommands];
