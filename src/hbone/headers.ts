@@ -36,7 +36,9 @@ export function parseAuthority(raw: string | undefined): AuthorityParse {
       return { ok: false, reason: `authority "${raw}" must be [ipv6]:port` };
     host = raw.slice(1, close);
     portText = raw.slice(close + 2);
-    if (!isIPv6(host)) return { ok: false, reason: `"${host}" in brackets is not an IPv6 address` };
+    // Zone ids (fe80::1%eth0) name a local interface: meaningless to the peer.
+    if (!isIPv6(host) || host.includes('%'))
+      return { ok: false, reason: `"${host}" in brackets is not an IPv6 address` };
   } else {
     const colon = raw.lastIndexOf(':');
     if (colon < 0) return { ok: false, reason: `authority "${raw}" has no port` };
@@ -71,7 +73,7 @@ export function authorityToString(a: Authority): string {
 export function canonicalIp(ip: string): string {
   const lower = ip.toLowerCase();
   if (lower.startsWith('::ffff:') && isIPv4(lower.slice(7))) return lower.slice(7);
-  if (isIPv6(lower)) return new URL(`http://[${lower}]/`).hostname.slice(1, -1);
+  if (isIPv6(lower) && !lower.includes('%')) return new URL(`http://[${lower}]/`).hostname.slice(1, -1);
   return lower;
 }
 

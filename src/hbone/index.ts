@@ -3,7 +3,7 @@
  * The server takes an InboundPolicy callback for every decision; the pool takes fully resolved
  * requests (next hop, authority, expected identities).
  */
-export { HboneServer, type HboneServerOptions } from './server.js';
+export { HboneServer, type HboneServerOptions, type HboneServerSessionEvent } from './server.js';
 export {
   HbonePool,
   poolKey,

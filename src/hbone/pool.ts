@@ -294,7 +294,8 @@ export class HbonePool {
       this.unpool(ps);
       this.all.delete(ps);
       this.metrics.recordSessionClosed('outbound');
-      this.emit({ kind: 'closed', key, sessionId: ps.id, ...(lastError ? { error: lastError } : {}) });
+      const error = ps.keepalive.failure ?? lastError;
+      this.emit({ kind: 'closed', key, sessionId: ps.id, ...(error ? { error } : {}) });
       if (this.all.size === 0) for (const w of this.closeWaiters.splice(0)) w();
     });
   }

@@ -64,6 +64,16 @@ export interface HboneServerOptions {
   logger?: Logger;
   /** Streams answered 400 by the protocol checks, for access logs. */
   onStreamRejected?: (rejected: RejectedStream) => void;
+  /** Session lifecycle (after admission), for logs and tests. */
+  onSessionEvent?: (e: HboneServerSessionEvent) => void;
+}
+
+export interface HboneServerSessionEvent {
+  kind: 'opened' | 'closed';
+  peer: PeerIdentity;
+  peerAddress: SocketAddress;
+  /** Why the session ended, when it ended on an error (for example an unanswered PING). */
+  error?: string;
 }
 
 const PEER = Symbol('hbone.peer');
@@ -122,6 +132,7 @@ export class HboneServer {
   private readonly metrics: HboneMetrics;
   private readonly log: Logger;
   private readonly onStreamRejected: ((r: RejectedStream) => void) | undefined;
+  private readonly onSessionEvent: ((e: HboneServerSessionEvent) => void) | undefined;
   private trustDomain: string;
   private draining = false;
 
@@ -134,6 +145,7 @@ export class HboneServer {
     this.metrics = HboneMetrics.of(opts.registry);
     this.log = (opts.logger ?? silentLogger()).child({ component: 'hbone-server' });
     this.onStreamRejected = opts.onStreamRejected;
+    this.onSessionEvent = opts.onSessionEvent;
     this.trustDomain = opts.certificate.identity.trustDomain;
     this.server = http2.createSecureServer({
       ...serverTlsOptions(
@@ -274,13 +286,22 @@ export class HboneServer {
     };
     this.sessions.set(session, state);
     this.metrics.recordSessionOpened('inbound');
-    session.on('error', (err: Error) =>
-      this.log.debug({ peer: state.peerAddress, err: err.message }, 'HBONE session error'),
-    );
+    this.emitSession({ kind: 'opened', peer, peerAddress: state.peerAddress });
+    let lastError: string | undefined;
+    session.on('error', (err: Error) => {
+      lastError = err.message;
+      this.log.debug({ peer: state.peerAddress, err: err.message }, 'HBONE session error');
+    });
     watchSession(session, socket, () => {
       state.keepalive.stop();
       this.sessions.delete(session);
       this.metrics.recordSessionClosed('inbound');
+      this.emitSession({
+        kind: 'closed',
+        peer,
+        peerAddress: state.peerAddress,
+        ...(state.keepalive.failure || lastError ? { error: state.keepalive.failure ?? lastError } : {}),
+      });
       if (this.sessions.size === 0) for (const w of this.idleWaiters.splice(0)) w();
     });
     if (this.draining) session.close();
@@ -399,6 +420,14 @@ export class HboneServer {
     stream.respond({ ':status': status }, { endStream: true });
     // We will not read the rest of the request: ask the client to stop sending (RFC 9113 8.1).
     stream.close(http2.constants.NGHTTP2_NO_ERROR);
+  }
+
+  private emitSession(e: HboneServerSessionEvent): void {
+    try {
+      this.onSessionEvent?.(e);
+    } catch (err) {
+      this.log.error({ err: errorMessage(err) }, 'onSessionEvent threw');
+    }
   }
 
   private notify<K extends keyof TunnelObserver>(

@@ -46,6 +46,8 @@ export class Keepalive {
   private timer: NodeJS.Timeout | undefined;
   private deadline: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** Set when the keepalive killed the session. */
+  failure: string | undefined;
 
   constructor(
     private readonly session: http2.Http2Session,
@@ -86,14 +88,11 @@ export class Keepalive {
   private readonly expire = (): void => {
     if (this.stopped || this.session.destroyed) return;
     this.stop();
+    this.failure = `HBONE peer did not answer a PING within ${this.timeoutMs} ms`;
     this.session.destroy(
-      new MeshError(
-        'MESH_ERR_HBONE_SESSION',
-        `HBONE peer did not answer a PING within ${this.timeoutMs} ms`,
-        {
-          hint: 'the peer or the path to it is dead; the connection was dropped and will be re-dialed',
-        },
-      ),
+      new MeshError('MESH_ERR_HBONE_SESSION', this.failure, {
+        hint: 'the peer or the path to it is dead; the connection was dropped and will be re-dialed',
+      }),
     );
   };
 }

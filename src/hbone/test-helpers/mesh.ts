@@ -128,11 +128,22 @@ export async function rawRequest(
   return { status: Number(res[':status']), stream };
 }
 
-/** Read a stream to its end; resolves with the bytes. */
-export async function readAll(s: NodeJS.ReadableStream): Promise<Buffer> {
+/**
+ * Read a stream to its end; resolves with the bytes. Unlike `for await`, this does not destroy
+ * the stream at the end, so a half-closed socket can still be written.
+ */
+export function readAll(s: NodeJS.ReadableStream): Promise<Buffer> {
   const chunks: Buffer[] = [];
-  for await (const c of s) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
+  return consume(s, (c) => chunks.push(c)).then(() => Buffer.concat(chunks));
+}
+
+/** Feed every chunk to `onChunk` until 'end' (rejects on 'error'); leaves the stream open. */
+export function consume(s: NodeJS.ReadableStream, onChunk: (c: Buffer) => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    s.on('data', (c: Buffer) => onChunk(c));
+    s.once('end', () => resolve());
+    s.once('error', reject);
+  });
 }
 
 /** Resolve on 'close' (unlike events.once, an 'error' before it does not reject). */
