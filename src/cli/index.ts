@@ -9,9 +9,11 @@ export {
   type RegisterCommands,
 } from './context.js';
 export { registerCaCommands } from './ca.js';
+export { registerZtunnelCommand } from './ztunnel.js';
 
 import { registerCaCommands } from './ca.js';
 import type { RegisterCommands } from './context.js';
+import { registerZtunnelCommand } from './ztunnel.js';
 
 /** Every command group, in help order. `meshd ztunnel`, `waypoint` and `demo` are added here. */
-export const COMMAND_MODULES: readonly RegisterCommands[] = [registerCaCommands];
+export const COMMAND_MODULES: readonly RegisterCommands[] = [registerZtunnelCommand, registerCaCommands];

@@ -96,6 +96,9 @@ class Direction {
     this.dst.on('finish', this.finish);
     if (this.dst.destroyed || this.dst.writableFinished) this.finish();
     else if (this.src.readableEnded || this.src.destroyed) this.onEof();
+    // A 'data' listener does not resume a stream that was explicitly paused (an entry that
+    // paused its socket while it parsed a handshake, for example): resume it here.
+    else this.src.resume();
   }
 }
 
