@@ -34,6 +34,8 @@ import {
   LoopbackSocketFactory,
   ProxyManager,
   TrafficMetrics,
+  buildDaemonScope,
+  type DaemonScope,
   type ProxyInputs,
 } from './ztunnel/index.js';
 
@@ -69,7 +71,10 @@ export async function loadOrCreateCa(dir: string, trustDomain: string, log: Logg
 export interface ZtunnelOptions {
   config: Readonly<Config>;
   configPath: string;
-  nodeName: string;
+  /** Node mode: serve every enrolled pod of this node. Required unless `dedicated` is set. */
+  nodeName?: string;
+  /** Dedicated mode (the sidecar model): serve only this pod, `namespace/name` (see ztunnel/scope.ts). */
+  dedicated?: string;
   caDir: string;
   version: string;
   logger: Logger;
@@ -86,7 +91,7 @@ export interface Ztunnel {
 
 export async function buildZtunnel(opts: ZtunnelOptions): Promise<Ztunnel> {
   const { config, logger } = opts;
-  const log = logger.child({ component: 'ztunnel', node: opts.nodeName });
+  let log = logger.child({ component: 'ztunnel' });
   const registry = createRegistry({ processMetrics: true, component: 'ztunnel', version: opts.version });
   const readiness = new Readiness();
   readiness.register('config');
@@ -99,18 +104,24 @@ export async function buildZtunnel(opts: ZtunnelOptions): Promise<Ztunnel> {
     compile: { trustDomain: config.trustDomain, clusterDomain: config.clusterDomain },
   });
   const first = await source.start();
-  const node = first.nodes.get(opts.nodeName);
-  if (!node) {
+  const scoped = buildDaemonScope({
+    configPath: opts.configPath,
+    nodes: first.nodes,
+    state: first.state,
+    declaredPods: new Set(
+      first.objects
+        .filter((o) => o.obj.kind === 'Pod')
+        .map((o) => `${o.obj.metadata.namespace ?? 'default'}/${o.obj.metadata.name}`),
+    ),
+    node: opts.nodeName,
+    dedicated: opts.dedicated,
+  });
+  if (!scoped.ok) {
     await source.stop();
-    const known = [...first.nodes.keys()].sort().join(', ') || 'none';
-    throw new MeshError(
-      'MESH_ERR_CONFIG',
-      `node "${opts.nodeName}" is not declared in ${opts.configPath} (nodes: ${known})`,
-      {
-        hint: 'add a v1 Node with that name and an InternalIP in status.addresses, or pass --node with one of the declared names',
-      },
-    );
+    throw scoped.error;
   }
+  const scope = scoped.scope;
+  log = log.child({ node: scope.nodeName, ...(scope.dedicated ? { dedicated: scope.dedicated } : {}) });
   let snapshot: MeshSnapshot = first;
   readiness.done('config');
 
@@ -129,7 +140,8 @@ export async function buildZtunnel(opts: ZtunnelOptions): Promise<Ztunnel> {
   const inputs: ProxyInputs = {
     config,
     state: () => snapshot.state,
-    nodeName: opts.nodeName,
+    nodeName: scope.nodeName,
+    dedicatedUid: scope.dedicatedUid,
     certs,
     pool,
     metrics: new TrafficMetrics(registry),
@@ -151,11 +163,12 @@ export async function buildZtunnel(opts: ZtunnelOptions): Promise<Ztunnel> {
     },
   });
 
-  // Daemon ports on the node's address (in local mode, the Node's InternalIP).
+  // Daemon ports on the node's address (in local mode, the Node's InternalIP); in dedicated mode
+  // on the pod's IP, since many dedicated proxies share a node.
   const servers: http.Server[] = [];
   const bind = async (server: http.Server, port: number, what: string) => {
     servers.push(server);
-    return listen(server, { host: node.address, port }, what);
+    return listen(server, { host: scope.daemonAddress, port }, what);
   };
   let shuttingDown: Promise<{ graceful: boolean }> | undefined;
   const shutdown = (): Promise<{ graceful: boolean }> => {
@@ -191,7 +204,7 @@ export async function buildZtunnel(opts: ZtunnelOptions): Promise<Ztunnel> {
     createAdminServer({
       logger,
       quit: () => void shutdown(),
-      configDump: () => buildConfigDump(snapshot, certs, proxies, connections, config, opts),
+      configDump: () => buildConfigDump(snapshot, certs, proxies, connections, config, opts, scope),
     }),
     config.ports.admin,
     'admin',
@@ -221,6 +234,7 @@ function buildConfigDump(
   connections: ConnectionManager,
   config: Readonly<Config>,
   opts: ZtunnelOptions,
+  scope: DaemonScope,
 ): unknown {
   const s = snapshot.state;
   const byUid = connections.dump();
@@ -231,7 +245,8 @@ function buildConfigDump(
     ]),
   );
   return {
-    node: opts.nodeName,
+    node: scope.nodeName,
+    ...(scope.dedicated ? { dedicated: scope.dedicated } : {}),
     version: { version: opts.version, component: 'ztunnel', node: process.version },
     generation: snapshot.generation,
     loadedAt: new Date(snapshot.loadedAtMs).toISOString(),

@@ -1,6 +1,10 @@
 /**
  * `meshd ztunnel --config FILE --node NAME [--ca-dir DIR]`: the per-node daemon in local mode.
  * It serves every enrolled pod of NODE from the YAML file, on the pods' own loopback IPs.
+ *
+ * `meshd ztunnel --config FILE --dedicated NAMESPACE/POD`: dedicated mode (the sidecar model, as
+ * Istio's ztunnel dedicated mode): the same daemon serving exactly one pod, with its daemon ports
+ * on the pod's IP. The pod names its node, so --node is not needed.
  */
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
@@ -10,7 +14,8 @@ import { addDaemonOptions, buildDaemonConfig, untilStopped, type DaemonFlags } f
 
 interface ZtunnelFlags extends DaemonFlags {
   config: string;
-  node: string;
+  node?: string;
+  dedicated?: string;
   caDir: string;
 }
 
@@ -18,13 +23,17 @@ export function registerZtunnelCommand(program: Command, ctx: CliContext): void 
   const cmd = program
     .command('ztunnel')
     .description(
-      'run the per-node ztunnel: HBONE mTLS for every enrolled pod of the node, SOCKS5 entry per pod',
+      'run the per-node ztunnel (HBONE mTLS and a SOCKS5 entry for every enrolled pod of the node), or with --dedicated a proxy for one pod',
     )
     .requiredOption(
       '--config <file>',
       'multi-document YAML of Kubernetes objects (Nodes, Namespaces, Pods, Services, policies); watched for changes',
     )
-    .requiredOption('--node <name>', 'serve the pods whose spec.nodeName is this Node')
+    .option('--node <name>', 'serve the pods whose spec.nodeName is this Node (required unless --dedicated)')
+    .option(
+      '--dedicated <namespace/pod>',
+      'dedicated mode (sidecar model): serve only this pod; daemon ports listen on the pod IP',
+    )
     .option('--ca-dir <dir>', 'mesh CA directory (created if it holds no CA)', './.meshd/ca');
   addDaemonOptions(cmd).action(async (flags: ZtunnelFlags, command: Command) => {
     const config = buildDaemonConfig(flags, globalOptionsOf(command), process.env);
@@ -35,6 +44,7 @@ export function registerZtunnelCommand(program: Command, ctx: CliContext): void 
       config,
       configPath: resolve(flags.config),
       nodeName: flags.node,
+      dedicated: flags.dedicated,
       caDir: resolve(flags.caDir),
       version: ctx.version,
       logger,

@@ -35,3 +35,11 @@ export {
 export { proxyToOutbound, socksReplyFor, type OutboundFailure, type OutboundRequest } from './outbound.js';
 export { buildInboundPolicy, buildInboundPort, findInboundService } from './inbound.js';
 export type { ProxyInputs } from './inputs.js';
+export {
+  buildDaemonScope,
+  parsePodRef,
+  scopeServes,
+  type DaemonScope,
+  type DaemonScopeInput,
+  type DaemonScopeResult,
+} from './scope.js';

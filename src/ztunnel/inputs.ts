@@ -16,6 +16,8 @@ export interface ProxyInputs {
   /** The current state (the latest good config snapshot). */
   state: () => MeshState;
   nodeName: string;
+  /** Dedicated mode (`--dedicated`): serve only this workload of the node (see scope.ts). */
+  dedicatedUid?: string;
   certs: CertificateManager;
   pool: HbonePool;
   metrics: TrafficMetrics;

@@ -1,5 +1,6 @@
 /**
- * ProxyManager: keeps one WorkloadProxy per enrolled workload on this node, in step with config.
+ * ProxyManager: keeps one WorkloadProxy per enrolled workload on this node, in step with config
+ * (in dedicated mode, for the one workload named by `inputs.dedicatedUid`).
  *
  * Invariants:
  * - a workload's listeners open only after its certificate is available (fetched first);
@@ -15,6 +16,7 @@ import { spiffeIdOf } from '../identity/index.js';
 import { identityOf, isCaptured, type MeshState, type Workload } from '../state/index.js';
 import type { Readiness, Registry } from '../telemetry/index.js';
 import type { ProxyInputs } from './inputs.js';
+import { scopeServes } from './scope.js';
 import { WorkloadProxy } from './workload-proxy.js';
 
 /** ztunnel retries a pod whose proxy failed to start every 5 s. */
@@ -56,7 +58,7 @@ export class ProxyManager {
     if (this.stopped) return;
     const desired = new Map<string, Workload>();
     for (const w of state.findLocalWorkloads(this.inputs.nodeName))
-      if (isCaptured(w) && w.workloadIps.length > 0) desired.set(w.uid, w);
+      if (isCaptured(w) && w.workloadIps.length > 0 && scopeServes(this.inputs, w)) desired.set(w.uid, w);
     const closing: Array<Promise<void>> = [];
     for (const [uid, slot] of this.slots) {
       const next = desired.get(uid);
