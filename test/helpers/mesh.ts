@@ -3,7 +3,7 @@
  * `meshd ztunnel` processes for its nodes, and send traffic through a pod's SOCKS5 entry.
  * Each test file uses its own loopback range so files never collide.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type net from 'node:net';
@@ -115,7 +115,7 @@ export class TestMesh {
     const tmp = `${this.configPath}.tmp`;
     writeFileSync(tmp, text);
     // rename is atomic: the watcher never sees a half-written file.
-    void import('node:fs').then(({ renameSync }) => renameSync(tmp, this.configPath));
+    renameSync(tmp, this.configPath);
   }
 
   node(name: string): NodeSpec {
