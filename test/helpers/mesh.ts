@@ -180,7 +180,7 @@ export class TestMesh {
   }
 
   async stop(): Promise<void> {
-    await Promise.all([...this.ztunnels.values()].map((d) => d.stop()));
+    await Promise.all([...this.ztunnels.values()].map((d) => d.kill()));
     this.ztunnels.clear();
   }
 
