@@ -7,8 +7,17 @@
 import http from 'node:http';
 import { errorMessage } from '../errors.js';
 import type { ChildDaemon, LogLine } from './children.js';
-import type { RunningDemo } from './runner.js';
+import type { DemoPlan } from './plan.js';
+import type { RunningApp } from './sample-apps.js';
 import { Socks5Error, socksAgent, socksConnect } from './socks5-client.js';
+
+/** The demo mesh as started by the runner: what the checks look at. */
+export interface RunningDemo {
+  plan: DemoPlan;
+  ztunnels: Map<string, ChildDaemon>;
+  waypoints: ChildDaemon[];
+  apps: RunningApp[];
+}
 
 export interface CheckResult {
   name: string;

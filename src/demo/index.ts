@@ -1,6 +1,6 @@
 /** demo/: `meshd demo` and the pieces it (and the tests and benches) use: sample apps, SOCKS5 client, child daemons. */
-export { runDemo, type DemoOptions, type RunningDemo } from './runner.js';
-export { runDemoChecks, type CheckResult } from './check.js';
+export { runDemo, type DemoOptions } from './runner.js';
+export { runDemoChecks, type CheckResult, type RunningDemo } from './check.js';
 export { buildDemoPlan, type DemoPlan, type DemoApp, type DemoWaypoint } from './plan.js';
 export { ChildDaemon, spawnMeshd, type LogLine, type SpawnOptions } from './children.js';
 export {

@@ -10,10 +10,10 @@ import { loadOrCreateCa } from '../app.js';
 import { compileObjects, parseKubeYaml } from '../config-source/index.js';
 import { DEFAULT_TRUST_DOMAIN } from '../identity/index.js';
 import { silentLogger } from '../telemetry/index.js';
-import { spawnMeshd, type ChildDaemon } from './children.js';
-import { runDemoChecks } from './check.js';
-import { buildDemoPlan, type DemoPlan } from './plan.js';
-import { startEchoApp, startFrontendApp, type RunningApp } from './sample-apps.js';
+import { spawnMeshd } from './children.js';
+import { runDemoChecks, type RunningDemo } from './check.js';
+import { buildDemoPlan } from './plan.js';
+import { startEchoApp, startFrontendApp } from './sample-apps.js';
 
 export interface DemoOptions {
   configPath: string;
@@ -26,13 +26,6 @@ export interface DemoOptions {
   out: (text: string) => void;
   /** Resolves when the user asks to stop (Ctrl-C). */
   untilInterrupted: () => Promise<void>;
-}
-
-export interface RunningDemo {
-  plan: DemoPlan;
-  ztunnels: Map<string, ChildDaemon>;
-  waypoints: ChildDaemon[];
-  apps: RunningApp[];
 }
 
 async function startDemo(opts: DemoOptions): Promise<RunningDemo> {
