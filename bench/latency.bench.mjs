@@ -13,13 +13,14 @@
 // single-stream bulk download, as a ratio to direct.
 //
 // Run with `npm run bench -- latency [--quick]`. Addresses: nodes 127.0.61.1 / 127.0.62.1, client
-// pod 127.0.61.10, server pod 127.0.62.10, HAProxy 127.0.61.20 / 127.0.62.20, service VIP 127.10.6.10.
+// pod 127.0.61.10, server pod 127.0.62.10, waypoint pod 127.0.62.30, HAProxy 127.0.61.20 /
+// 127.0.62.20, service VIPs 127.10.6.10 (L4) and 127.10.6.11 (through the waypoint).
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { cpuMark, cpuSince } from './lib/procfs.mjs';
 import { haproxyVersion, startHaproxyPair } from './lib/haproxy.mjs';
 import { startLoadgen } from './lib/loadgen.mjs';
-import { createMeshDir, startZtunnel } from './lib/mesh.mjs';
+import { createMeshDir, startWaypoint, startZtunnel } from './lib/mesh.mjs';
 import { ProcessGroup, request, requireDist } from './lib/processes.mjs';
 import { chartPath, machine, machineLine, mdTable, ms, signedMs, writeChart } from './lib/report.mjs';
 import { groupedBarPanels } from './lib/svg.mjs';
@@ -48,7 +49,14 @@ const QUICK = {
   bulkBytes: 16e6,
   bulkRepeats: 1,
 };
-const COMMON = { rps: 1000, requestBytes: 1024, responseBytes: 1024, subnets: [61, 62], vip: '127.10.6.10' };
+const COMMON = {
+  rps: 1000,
+  requestBytes: 1024,
+  responseBytes: 1024,
+  subnets: [61, 62],
+  vip: '127.10.6.10',
+  vipL7: '127.10.6.11',
+};
 
 const SCENARIOS = [
   { key: 'direct', label: 'direct', color: '#7f7f7f' },
@@ -64,6 +72,7 @@ async function setUp(group, s, log) {
     nodeB: `127.0.${b}.1`,
     client: `127.0.${a}.10`,
     server: `127.0.${b}.10`,
+    waypoint: `127.0.${b}.30`,
   };
   const mesh = await createMeshDir();
   mesh.configPath = mesh.writeConfig({
@@ -74,8 +83,28 @@ async function setUp(group, s, log) {
     pods: [
       { name: 'client-0', app: 'client', node: 'node-a', ip: ip.client },
       { name: 'server-0', app: 'server', node: 'node-b', ip: ip.server },
+      {
+        name: 'waypoint-0',
+        app: 'waypoint',
+        node: 'node-b',
+        ip: ip.waypoint,
+        labels: { 'gateway.networking.k8s.io/gateway-name': 'waypoint' },
+      },
     ],
-    services: [{ name: 'server', vip: s.vip, app: 'server', port: SERVICE_PORT, targetPort: APP_PORT }],
+    gateways: [{ name: 'waypoint' }],
+    // The same pods behind two Services: `server` straight to the pod (L4), `server-l7` through
+    // the waypoint (istio.io/use-waypoint), so both scenarios reach the same server process.
+    services: [
+      { name: 'server', vip: s.vip, app: 'server', port: SERVICE_PORT, targetPort: APP_PORT },
+      {
+        name: 'server-l7',
+        vip: s.vipL7,
+        app: 'server',
+        port: SERVICE_PORT,
+        targetPort: APP_PORT,
+        labels: { 'istio.io/use-waypoint': 'waypoint' },
+      },
+    ],
   });
   const server = group.fork('server', SERVER);
   await request(server, { type: 'listen', addresses: [{ host: ip.server, port: APP_PORT }] }, 'listening');
@@ -118,11 +147,23 @@ async function setUp(group, s, log) {
       { name: 'ztunnel B', pid: zB.pid },
     ],
   };
-  scenarios['meshd-l7'] = {
-    skipped: existsSync(WAYPOINT_CLI)
-      ? 'pending: `meshd waypoint` exists but this bench does not drive it yet'
-      : 'pending: `meshd waypoint` has not landed yet',
-  };
+  if (existsSync(WAYPOINT_CLI)) {
+    const wp = await startWaypoint(group, mesh, { name: 'waypoint' });
+    scenarios['meshd-l7'] = {
+      endpoint: {
+        host: s.vipL7,
+        port: SERVICE_PORT,
+        socks: { host: ip.client, port: 15080, localAddress: ip.client },
+      },
+      proxies: [
+        { name: 'ztunnel A', pid: zA.pid },
+        { name: 'waypoint', pid: wp.pid },
+        { name: 'ztunnel B', pid: zB.pid },
+      ],
+    };
+  } else {
+    scenarios['meshd-l7'] = { skipped: 'pending: `meshd waypoint` has not landed yet' };
+  }
   log(
     `scenarios: ${Object.entries(scenarios)
       .map(([k, v]) => `${k}${v.skipped ? ' (skipped)' : ''}`)
@@ -191,13 +232,18 @@ export async function run({ quick = false, log = () => {}, options = {} } = {}) 
     );
     const bulk = {};
     for (const x of active) {
-      const runs = await loadgen.bulk({
-        endpoint: env.scenarios[x.key].endpoint,
-        bytes: s.bulkBytes,
-        repeats: s.bulkRepeats,
-      });
-      bulk[x.key] = { runs, mbps: [...runs].sort((p, q) => p - q)[Math.floor(runs.length / 2)] };
-      log(`${x.key} bulk: ${bulk[x.key].mbps.toFixed(0)} MB/s`);
+      try {
+        const runs = await loadgen.bulk({
+          endpoint: env.scenarios[x.key].endpoint,
+          bytes: s.bulkBytes,
+          repeats: s.bulkRepeats,
+        });
+        bulk[x.key] = { runs, mbps: median(runs) };
+        log(`${x.key} bulk: ${bulk[x.key].mbps.toFixed(0)} MB/s`);
+      } catch (err) {
+        bulk[x.key] = { error: String(err.message ?? err).split('\n')[0] };
+        log(`${x.key} bulk failed: ${bulk[x.key].error}`);
+      }
     }
     const svg = writeChart(
       chartPath('latency.svg', { quick, outDir: s.outDir }),
@@ -243,6 +289,7 @@ function combineRounds(rs) {
     completed: rs.reduce((a, r) => a + r.completed, 0),
     missed: rs.reduce((a, r) => a + r.missed, 0),
     errors: rs.reduce((a, r) => a + r.errors, 0),
+    errorSamples: [...new Set(rs.flatMap((r) => r.errorSamples))].slice(0, 3),
     latency: Object.fromEntries(
       Object.keys(first.latency).map((k) => [k, median(rs.map((r) => r.latency[k]))]),
     ),
@@ -280,6 +327,21 @@ function report(results, bulk, s, m, scenarios, svgPath) {
     for (const conns of s.connections) {
       const r = results[x.key][conns];
       const d = results.direct[conns];
+      if (r.completed === 0) {
+        rows.push([
+          x.label,
+          String(conns),
+          '—',
+          '—',
+          '—',
+          '—',
+          '—',
+          '—',
+          '—',
+          `failed: ${r.errorSamples.join('; ')}`,
+        ]);
+        continue;
+      }
       const added = (k) => (x.key === 'direct' ? '—' : signedMs(r.latency[k] - d.latency[k]));
       rows.push([
         x.label,
@@ -306,7 +368,7 @@ function report(results, bulk, s, m, scenarios, svgPath) {
         'added p50',
         'added p90',
         'added p99',
-        'vCPU per 1000 rps per proxy',
+        'vCPU per 1000 rps per proxy, in path order',
         'rps',
       ],
       rows,
@@ -323,7 +385,9 @@ function report(results, bulk, s, m, scenarios, svgPath) {
       SCENARIOS.map((x) =>
         scenarios[x.key].skipped
           ? [x.label, '—', scenarios[x.key].skipped]
-          : [x.label, bulk[x.key].mbps.toFixed(0), d ? `${(bulk[x.key].mbps / d).toFixed(2)}` : '—'],
+          : bulk[x.key].error
+            ? [x.label, '—', `failed: ${bulk[x.key].error}`]
+            : [x.label, bulk[x.key].mbps.toFixed(0), d ? `${(bulk[x.key].mbps / d).toFixed(2)}` : '—'],
       ),
       ['l', 'r', 'r'],
     ),
@@ -359,7 +423,13 @@ function chart(results, s, m, scenarios) {
     title,
     groups: s.connections.map((c) => ({
       label: `${c} conn${c === 1 ? '' : 's'}`,
-      values: SCENARIOS.map((x) => (scenarios[x.key].skipped ? null : results[x.key][c].latency[k])),
+      values: SCENARIOS.map((x) =>
+        scenarios[x.key].skipped
+          ? 'pending'
+          : results[x.key][c].completed === 0
+            ? 'failed'
+            : results[x.key][c].latency[k],
+      ),
     })),
   });
   return groupedBarPanels({

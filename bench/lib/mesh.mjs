@@ -8,10 +8,11 @@ const IDENTITY = new URL('../../dist/identity/index.js', import.meta.url);
 export const NAMESPACE = 'bench';
 
 /**
- * YAML for: nodes [{name, ip}], pods [{name, node, ip, app}], services [{name, vip, app, port,
- * targetPort}], all in the enrolled namespace `bench`.
+ * YAML for: nodes [{name, ip}], pods [{name, node, ip, app, sa?, labels?}], services [{name, vip,
+ * app, port, targetPort, labels?}], gateways [{name}] (istio-waypoint Gateways), all in the
+ * enrolled namespace `bench`.
  */
-export function meshYaml({ nodes, pods, services = [] }) {
+export function meshYaml({ nodes, pods, services = [], gateways = [] }) {
   const docs = [];
   for (const n of nodes)
     docs.push(`apiVersion: v1
@@ -21,16 +22,21 @@ status: { addresses: [{ type: InternalIP, address: ${n.ip} }] }`);
   docs.push(`apiVersion: v1
 kind: Namespace
 metadata: { name: ${NAMESPACE}, labels: { istio.io/dataplane-mode: ambient } }`);
+  for (const g of gateways)
+    docs.push(`apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: { name: ${g.name}, namespace: ${NAMESPACE} }
+spec: { gatewayClassName: istio-waypoint, listeners: [{ name: mesh, port: 15008, protocol: HBONE }] }`);
   for (const p of pods)
     docs.push(`apiVersion: v1
 kind: Pod
-metadata: { name: ${p.name}, namespace: ${NAMESPACE}, labels: { app: ${p.app} } }
-spec: { nodeName: ${p.node}, serviceAccountName: ${p.app} }
+metadata: { name: ${p.name}, namespace: ${NAMESPACE}, labels: ${JSON.stringify({ app: p.app, ...p.labels })} }
+spec: { nodeName: ${p.node}, serviceAccountName: ${p.sa ?? p.app} }
 status: { podIP: ${p.ip} }`);
   for (const s of services)
     docs.push(`apiVersion: v1
 kind: Service
-metadata: { name: ${s.name}, namespace: ${NAMESPACE} }
+metadata: { name: ${s.name}, namespace: ${NAMESPACE}, labels: ${JSON.stringify(s.labels ?? {})} }
 spec:
   clusterIP: ${s.vip}
   selector: { app: ${s.app} }
@@ -78,6 +84,23 @@ export async function startZtunnel(
   const proc = group.meshd(name, args);
   const started = await proc.waitFor(isStarted, 'ztunnel started', 120_000);
   if (started.ready !== true) await waitReady(`http://${readinessAddress}:15021/healthz/ready`, proc);
+  return proc;
+}
+
+/** Start `meshd waypoint` for Gateway `name` of namespace `bench` and wait until it has started. */
+export async function startWaypoint(group, { configPath, caDir }, { name }) {
+  const proc = group.meshd(`waypoint ${name}`, [
+    'waypoint',
+    '--config',
+    configPath,
+    '--name',
+    name,
+    '--namespace',
+    NAMESPACE,
+    '--ca-dir',
+    caDir,
+  ]);
+  await proc.waitFor((l) => l.msg === 'waypoint started', 'waypoint started', 120_000);
   return proc;
 }
 

@@ -97,7 +97,7 @@ export function logLineChart({
 /**
  * Grouped bar charts side by side, one panel per measure, sharing a legend.
  * panels: [{title, groups: [{label, values: [number|null]}]}]; bars: [{label, color}] (one per
- * value index; a null value draws a "pending" mark).
+ * value index; a string value, such as "pending" or "failed", is drawn as that word instead of a bar).
  */
 export function groupedBarPanels({ title, subtitle = [], yLabel, bars, panels, valueFormat, notes = [] }) {
   const W = 1040;
@@ -119,7 +119,7 @@ export function groupedBarPanels({ title, subtitle = [], yLabel, bars, panels, v
   }
   panels.forEach((p, pi) => {
     // Each panel has its own scale: p99 can be ten times p50.
-    const max = Math.max(1e-9, ...p.groups.flatMap((g) => g.values.filter((v) => v != null)));
+    const max = Math.max(1e-9, ...p.groups.flatMap((g) => g.values.filter((v) => typeof v === 'number')));
     const step = niceStep(max / 5);
     const yMax = Math.ceil(max / step) * step;
     const x0 = m.left + pi * (pw + gap);
@@ -141,9 +141,9 @@ export function groupedBarPanels({ title, subtitle = [], yLabel, bars, panels, v
       g.values.forEach((v, bi) => {
         const bx = gx + bi * bw;
         const color = bars[bi]?.color ?? '#999';
-        if (v == null) {
+        if (typeof v !== 'number') {
           out.push(
-            `<text transform="translate(${f(bx + bw / 2 + 3)} ${f(Y(0) - 4)}) rotate(-90)" fill="#999" font-size="10">pending</text>`,
+            `<text transform="translate(${f(bx + bw / 2 + 3)} ${f(Y(0) - 4)}) rotate(-90)" fill="#999" font-size="10">${esc(v ?? 'pending')}</text>`,
           );
           return;
         }

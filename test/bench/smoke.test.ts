@@ -5,7 +5,7 @@
  * tables, finite positive figures, and charts that are well-formed SVG.
  *
  * Addresses (used by no other test, and not by the full benches, so a bench run and the tests can
- * overlap): footprint 127.0.67.x / 127.0.68.x, latency 127.0.69.x / 127.0.70.x, VIP 127.10.6.20.
+ * overlap): footprint 127.0.67.x / 127.0.68.x, latency 127.0.69.x / 127.0.70.x, VIPs 127.10.6.20-21.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -159,6 +159,7 @@ describe('bench harness smoke', () => {
         bulkRepeats: 1,
         subnets: [69, 70],
         vip: '127.10.6.20',
+        vipL7: '127.10.6.21',
         skipHaproxy: haproxyMissing !== undefined,
         outDir: out,
       },
