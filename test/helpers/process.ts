@@ -109,8 +109,17 @@ export class Daemon {
 
 const running = new Set<Daemon>();
 
-export function startDaemon(name: string, args: string[], env: NodeJS.ProcessEnv = {}): Daemon {
-  const child = spawn(process.execPath, [MAIN, ...args], {
+export function startDaemon(
+  name: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  opts: { netns?: string } = {},
+): Daemon {
+  // In a network namespace: `ip netns exec` execs node in place, so the pid is the daemon's.
+  const [cmd, argv] = opts.netns
+    ? ['ip', ['netns', 'exec', opts.netns, process.execPath, MAIN, ...args]]
+    : [process.execPath, [MAIN, ...args]];
+  const child = spawn(cmd, argv, {
     cwd: REPO,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
