@@ -8,6 +8,7 @@
  *   node 2: server (captured, shop/sa server) with an echo app on 8080, Service echo 10.77.250.10:80
  */
 import { execFileSync } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import type net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -15,6 +16,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   NetnsCluster,
+  connectIn,
   exchangeIn,
   httpGetIn,
   listOwnNamespaces,
@@ -308,23 +310,47 @@ describe.skipIf(!capture.ok)(`capture mode across two nodes${captureNote}`, () =
     expect(metricSum(dst, 'istio_tcp_received_bytes_total', plain)).toBe(5);
     expect(zt1.accessLogs().some((l) => String(l['src.addr']).startsWith(`${outsider.ip}:`))).toBe(false);
 
+    // A live plaintext connection, open while the policy changes.
+    const live = connectIn(outsider, server.ip, 8080);
+    live.setEncoding('utf8');
+    // Closed from the far side: FIN ('end', the socket is half-open) or reset ('close').
+    const liveClosed = new Promise<void>((resolve) => {
+      live.once('end', () => resolve());
+      live.once('close', () => resolve());
+    });
+    live.on('error', () => live.destroy());
+    await once(live, 'connect');
+    live.write('live');
+    expect(String((await once(live, 'data'))[0])).toBe('live');
+
     writeConfig(true);
     await zt2.waitForLog((l) => l.msg === 'config loaded' && l.generation === 2, 10_000, 'the STRICT config');
+    // Late enforcement: the live connection is closed by the policy change.
+    await liveClosed;
+    const closedByPolicy = await accessLog(
+      zt2,
+      (l) => /policy change/.test(String(l.error)) && String(l['src.addr']).startsWith(`${outsider.ip}:`),
+      'the policy-change close',
+    );
+    expect(closedByPolicy).toMatchObject({ response_flags: 'DENY', bytes_recv: 4, bytes_sent: 4 });
+    live.destroy();
+
     const denied = await exchangeIn(outsider, server.ip, 8080, 'plain');
     expect(denied.data).toBe('');
     const deny = await accessLog(
       zt2,
-      (l) => l.response_flags === 'DENY' && String(l['src.addr']).startsWith(`${outsider.ip}:`),
+      (l) => /policy rejection/.test(String(l.error)) && String(l['src.addr']).startsWith(`${outsider.ip}:`),
       'the DENY access log',
     );
     expect(String(deny.error)).toMatch(
       /policy rejection: explicitly denied by: istio-system\/istio_converted_static_strict/,
     );
     dst = await metrics(n2);
+    // One closed by the policy change, one refused.
     expect(metricSum(dst, 'istio_tcp_connections_closed_total', { ...plain, response_flags: 'DENY' })).toBe(
-      1,
+      2,
     );
-    expect(appPeers.filter((p) => p === outsider.ip)).toHaveLength(1);
+    expect(appPeers.filter((p) => p === outsider.ip)).toHaveLength(2);
 
     // mTLS traffic carries an identity, so STRICT lets it through.
     expect(await exchangeIn(client, ECHO_VIP, 80, 'still fine')).toEqual({ data: 'still fine' });
