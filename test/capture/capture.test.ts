@@ -65,19 +65,24 @@ function meshYaml(
   return docs.join('---\n');
 }
 
-/** What the host's own network namespace holds that a leak would change. */
+/**
+ * What of ours could leak into the host's own network namespace: addresses and routes in
+ * 10.77.0.0/16, and Istio's chains or the mesh marks in its iptables rules.
+ */
 function hostNetworkState(): string {
-  const links = execFileSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' })
-    .split('\n')
-    .map((l) => l.replace(/^\d+: /, '').split(/[:@]/)[0])
-    .sort()
-    .join(',');
-  const rules = execFileSync('iptables-save', [], { encoding: 'utf8' })
-    .split('\n')
-    .filter((l) => l.startsWith('-A') || l.startsWith(':ISTIO'))
-    .sort()
-    .join('\n');
-  return `${links}\n${rules}`;
+  const ours = (text: string, re: RegExp) =>
+    text
+      .split('\n')
+      .filter((l) => re.test(l))
+      .sort()
+      .join('\n');
+  const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, { encoding: 'utf8' });
+  return [
+    ours(sh('ip', ['-o', 'addr', 'show']), /\b10\.77\./),
+    ours(sh('ip', ['route', 'show', 'table', 'all']), /\b10\.77\./),
+    ours(sh('ip', ['rule', 'show']), /0x111/),
+    ours(sh('iptables-save', []), /ISTIO|0x539|0x111/),
+  ].join('\n---\n');
 }
 
 describe.skipIf(!capture.ok)(`capture mode across two nodes${captureNote}`, () => {
