@@ -176,13 +176,15 @@ export async function buildZtunnel(opts: ZtunnelOptions): Promise<Ztunnel> {
   let shuttingDown: Promise<{ graceful: boolean }> | undefined;
   const shutdown = (): Promise<{ graceful: boolean }> => {
     shuttingDown ??= (async () => {
+      readiness.unready('draining');
+      // Stop accepting first (listeners close as drain starts), then say so.
+      const drained = drain.drain(config.drainTimeoutMs);
       log.info(
         { deadlineMs: config.drainTimeoutMs, activeConnections: proxies.activeConnections },
         'draining',
       );
-      readiness.unready('draining');
       await source.stop();
-      const result = await drain.drain(config.drainTimeoutMs);
+      const result = await drained;
       certs.close();
       await Promise.all(servers.map((s) => closeServer(s)));
       log.info({ graceful: result.graceful, durationMs: result.durationMs }, 'drained');

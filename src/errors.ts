@@ -29,7 +29,8 @@ export type MeshErrorCode =
   | 'MESH_ERR_BIND'
   | 'MESH_ERR_DRAINING'
   | 'MESH_ERR_WAYPOINT'
-  | 'MESH_ERR_CAPTURE';
+  | 'MESH_ERR_CAPTURE'
+  | 'MESH_ERR_CHECK_FAILED';
 
 export class MeshError extends Error {
   readonly code: MeshErrorCode;

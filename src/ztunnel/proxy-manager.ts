@@ -168,7 +168,12 @@ export class ProxyManager {
   async drain(): Promise<void> {
     this.stopped = true;
     for (const s of this.slots.values()) if (s.retry) clearTimeout(s.retry);
-    await Promise.all([...this.slots.values()].map(async (s) => (await s.starting, await s.proxy?.drain())));
+    // Proxies already up stop accepting synchronously, before this returns its promise.
+    await Promise.all(
+      [...this.slots.values()].map((s) =>
+        s.starting ? s.starting.then(() => s.proxy?.drain()) : (s.proxy?.drain() ?? Promise.resolve()),
+      ),
+    );
   }
 
   /** Close everything now. */
