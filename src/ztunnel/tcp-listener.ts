@@ -18,7 +18,9 @@ export class TcpListener {
     onConnection: (socket: net.Socket) => void,
     options: net.ServerOpts = {},
   ) {
-    this.server = net.createServer(options, (socket) => {
+    // Half-open: a client's FIN must not close our write side; the copy forwards it as
+    // END_STREAM and keeps the response flowing.
+    this.server = net.createServer({ allowHalfOpen: true, ...options }, (socket) => {
       this.sockets.add(socket);
       socket.once('close', () => {
         this.sockets.delete(socket);
