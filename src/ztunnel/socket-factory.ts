@@ -66,7 +66,13 @@ export class LoopbackSocketFactory implements SocketFactory {
       // netns whose 127.0.0.1 would be the workload's alone.
       listen: (port) => ({ host: ip, port, backlog: 511 }),
       connect: (opts) =>
-        net.connect({ host: opts.host, port: opts.port, localAddress: opts.localAddress, noDelay: true }),
+        net.connect({
+          host: opts.host,
+          port: opts.port,
+          localAddress: opts.localAddress,
+          noDelay: true,
+          allowHalfOpen: true,
+        }),
     };
   }
 
