@@ -1,6 +1,7 @@
 /**
- * `meshd ztunnel --config FILE --node NAME [--ca-dir DIR]`: the per-node daemon in local mode.
- * It serves every enrolled pod of NODE from the YAML file, on the pods' own loopback IPs.
+ * `meshd ztunnel --config FILE --node NAME [--ca-dir DIR] [--capture]`: the per-node daemon. It
+ * serves every enrolled pod of NODE from the YAML file: in local mode on the pods' own loopback
+ * IPs; with --capture inside each pod's network namespace, where iptables redirects its traffic.
  *
  * `meshd ztunnel --config FILE --dedicated NAMESPACE/POD`: dedicated mode (the sidecar model, as
  * Istio's ztunnel dedicated mode): the same daemon serving exactly one pod, with its daemon ports
@@ -17,6 +18,7 @@ interface ZtunnelFlags extends DaemonFlags {
   node?: string;
   dedicated?: string;
   caDir: string;
+  capture?: boolean;
 }
 
 export function registerZtunnelCommand(program: Command, ctx: CliContext): void {
@@ -34,7 +36,11 @@ export function registerZtunnelCommand(program: Command, ctx: CliContext): void 
       '--dedicated <namespace/pod>',
       'dedicated mode (sidecar model): serve only this pod; daemon ports listen on the pod IP',
     )
-    .option('--ca-dir <dir>', 'mesh CA directory (created if it holds no CA)', './.meshd/ca');
+    .option('--ca-dir <dir>', 'mesh CA directory (created if it holds no CA)', './.meshd/ca')
+    .option(
+      '--capture',
+      'capture mode (Linux, root): listeners inside each pod network namespace (Pod annotation meshd.io/netns), traffic redirected by iptables (scripts/meshd-redirect-inpod.sh)',
+    );
   addDaemonOptions(cmd).action(async (flags: ZtunnelFlags, command: Command) => {
     const config = buildDaemonConfig(flags, globalOptionsOf(command), process.env);
     const logger = loggerFor(command);
@@ -46,6 +52,7 @@ export function registerZtunnelCommand(program: Command, ctx: CliContext): void 
       nodeName: flags.node,
       dedicated: flags.dedicated,
       caDir: resolve(flags.caDir),
+      capture: flags.capture === true,
       version: ctx.version,
       logger,
       onExit: () => stopped(),

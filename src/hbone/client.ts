@@ -21,7 +21,7 @@ import { clientTlsOptions } from '../identity/index.js';
 import { TCP_KEEPALIVE_MS } from './dial.js';
 import { formatAuthority } from './headers.js';
 import { applyConnectionWindow, clientSettings } from './session-options.js';
-import type { HboneRequestHeaders, SocketAddress } from './types.js';
+import type { HboneRequestHeaders, SocketAddress, SocketConnector } from './types.js';
 
 /** A CONNECT answered with something other than 200. */
 export class HboneStatusError extends MeshError {
@@ -54,6 +54,8 @@ export interface HboneSessionDial {
   initialMaxStreams: number;
   connectTimeoutMs: number;
   tlsHandshakeTimeoutMs: number;
+  /** Opens the TCP connection; net.connect when absent. */
+  connectSocket?: SocketConnector;
 }
 
 export interface HboneSession {
@@ -68,14 +70,18 @@ export function fetchHboneSession(d: HboneSessionDial): Promise<HboneSession> {
   return new Promise((resolve, reject) => {
     let phase: 'connect' | 'tls' | 'settings' | 'done' = 'connect';
     let session: http2.ClientHttp2Session | undefined;
-    const tcp = net.connect({
-      host: d.dst.ip,
-      port: d.dst.port,
-      localAddress: d.sourceIp,
-      noDelay: true,
-      keepAlive: true,
-      keepAliveInitialDelay: TCP_KEEPALIVE_MS,
-    });
+    let tcp: net.Socket;
+    try {
+      tcp = openTcp(d);
+    } catch (err) {
+      reject(
+        new MeshError('MESH_ERR_HBONE_CONNECT', `cannot connect to ${addr}: ${errorMessage(err)}`, {
+          cause: err,
+          hint: 'check that the source pod can open sockets (its network namespace exists)',
+        }),
+      );
+      return;
+    }
     const socket = tls.connect({ ...clientTlsOptions(d.secureContext, d.expectedIdentities), socket: tcp });
     const fail = (err: MeshError): void => {
       if (phase === 'done') return;
@@ -187,6 +193,27 @@ export function fetchHboneSession(d: HboneSessionDial): Promise<HboneSession> {
       });
     });
   });
+}
+
+function openTcp(d: HboneSessionDial): net.Socket {
+  if (!d.connectSocket) {
+    return net.connect({
+      host: d.dst.ip,
+      port: d.dst.port,
+      localAddress: d.sourceIp,
+      noDelay: true,
+      keepAlive: true,
+      keepAliveInitialDelay: TCP_KEEPALIVE_MS,
+    });
+  }
+  const tcp = d.connectSocket({
+    host: d.dst.ip,
+    port: d.dst.port,
+    ...(d.sourceIp !== undefined ? { localAddress: d.sourceIp } : {}),
+  });
+  tcp.setNoDelay(true);
+  tcp.setKeepAlive(true, TCP_KEEPALIVE_MS);
+  return tcp;
 }
 
 function tlsError(addr: string, phase: string, err: Error): MeshError {

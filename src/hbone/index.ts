@@ -14,7 +14,7 @@ export {
 } from './pool.js';
 export { HboneStatusError } from './client.js';
 export { BidiCopy, copyBidirectional, isBenignCloseError, type CopyResult } from './copy.js';
-export { dialTcp } from './dial.js';
+export { TCP_KEEPALIVE_MS, dialTcp } from './dial.js';
 export {
   authorityToString,
   buildBaggage,
@@ -44,6 +44,7 @@ export type {
   PeerIdentity,
   RejectedStream,
   SocketAddress,
+  SocketConnector,
   TunnelHandle,
   TunnelObserver,
   TunnelRecord,

@@ -3,6 +3,7 @@
  * eviction, dial serialization, keepalive, keys, shutdown, and the typed client errors.
  */
 import { EventEmitter, once } from 'node:events';
+import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isMeshError, type MeshError } from '../errors.js';
@@ -24,7 +25,7 @@ import {
   withinMs,
 } from './test-helpers/mesh.js';
 import { connectRequest, startBlackhole, startRelay } from './test-helpers/tunnel.js';
-import type { InboundDecision, InboundRequest } from './types.js';
+import type { DialTarget, InboundDecision, InboundRequest } from './types.js';
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -154,6 +155,27 @@ describe('HbonePool sharing and caps', () => {
     const s = await p.connect(connectRequest(srv.port, { sourceIp: '127.0.0.3' }));
     cleanups.push(() => s.destroy());
     expect(seen).toBe('127.0.0.3');
+  });
+
+  it("opens a new session's TCP connection through the request's connectSocket, once per session", async () => {
+    let seen = '';
+    const srv = await echoServer({}, (req) => {
+      seen = req.peerAddress.ip;
+      return undefined;
+    });
+    const { pool: p } = pool();
+    const dials: DialTarget[] = [];
+    const connectSocket = (t: DialTarget) => {
+      dials.push(t);
+      return net.connect({ host: t.host, port: t.port, localAddress: t.localAddress });
+    };
+    const streams = await Promise.all(
+      [1, 2, 3].map(() => p.connect(connectRequest(srv.port, { sourceIp: '127.0.0.4', connectSocket }))),
+    );
+    for (const s of streams) cleanups.push(() => s.destroy());
+    expect(dials).toEqual([{ host: '127.0.0.1', port: srv.port, localAddress: '127.0.0.4' }]);
+    expect(seen).toBe('127.0.0.4');
+    expect(await roundTrip(streams[0] as Duplex, 'ping')).toBe('ping');
   });
 });
 
@@ -336,6 +358,19 @@ describe('HbonePool client errors', () => {
     const { pool: p, registry } = pool();
     await expectError(p.connect(connectRequest(1)), 'MESH_ERR_HBONE_CONNECT', /ECONNREFUSED/);
     expect(await readMetric(registry, 'meshd_hbone_dial_failures_total', { reason: 'connect' })).toBe(1);
+  });
+
+  it('a connectSocket that throws is a failed connect (MESH_ERR_HBONE_CONNECT)', async () => {
+    const { pool: p } = pool();
+    const connectSocket = () => {
+      throw new Error('open(netns): No such file or directory');
+    };
+    await expectError(
+      p.connect(connectRequest(1, { connectSocket })),
+      'MESH_ERR_HBONE_CONNECT',
+      /No such file or directory/,
+    );
+    expect(p.stats()).toMatchObject({ sessions: 0, dialsInFlight: 0 });
   });
 
   it('a connect that times out says so and names port 15008 policies', async () => {

@@ -28,7 +28,7 @@ import { HboneStatusError, fetchHboneSession, isRefusedStream, openConnectStream
 import { canonicalIp, formatAuthority } from './headers.js';
 import { HboneMetrics, type DialFailureReason } from './metrics.js';
 import { Keepalive, watchSession } from './session-options.js';
-import type { HboneRequestHeaders, SocketAddress } from './types.js';
+import type { HboneRequestHeaders, SocketAddress, SocketConnector } from './types.js';
 
 export interface HboneConnectRequest {
   source: {
@@ -45,6 +45,12 @@ export interface HboneConnectRequest {
   /** The CONNECT `:authority`. */
   authority: string;
   headers: HboneRequestHeaders;
+  /**
+   * Opens the TCP connection when this request needs a new session (net.connect by default).
+   * Requests that share a pool key share sessions, so their connectors must be equivalent (in
+   * capture mode they are: the source IP in the key names one pod, hence one network namespace).
+   */
+  connectSocket?: SocketConnector;
 }
 
 export interface HbonePoolOptions {
@@ -241,6 +247,7 @@ export class HbonePool {
         initialMaxStreams: this.cfg.maxStreamsPerConnection,
         connectTimeoutMs: this.connectTimeoutMs,
         tlsHandshakeTimeoutMs: this.tlsHandshakeTimeoutMs,
+        ...(req.connectSocket ? { connectSocket: req.connectSocket } : {}),
       });
       if (this.closed) {
         session.destroy();

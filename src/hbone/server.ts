@@ -167,7 +167,7 @@ export class HboneServer {
   }
 
   /** Listen on {host, port} (local mode) or {fd} (a socket made in the pod's netns). */
-  listen(options: net.ListenOptions): Promise<net.AddressInfo> {
+  listen(options: net.ListenOptions | { fd: number }): Promise<net.AddressInfo> {
     return new Promise((resolve, reject) => {
       const onError = (err: Error): void => {
         reject(

@@ -3,6 +3,7 @@
  * stream, what it answers, and what it gets back about established and finished tunnels. The
  * server itself knows nothing of workloads or policies; the caller's `InboundPolicy` does.
  */
+import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { SpiffeId } from '../identity/index.js';
 import type { Authority } from './headers.js';
@@ -119,3 +120,10 @@ export type DialResult = { ok: true; socket: Duplex } | { ok: false; reason: str
  * creates the socket inside the pod's network namespace.
  */
 export type Dialer = (target: DialTarget, timeoutMs: number) => Promise<DialResult>;
+
+/**
+ * Opens the TCP connection under a new outbound HBONE session, instead of net.connect (capture
+ * mode: a socket made inside the source pod's network namespace and marked). Connect errors must
+ * surface as 'error' events; a throw counts as a failed connect.
+ */
+export type SocketConnector = (target: DialTarget) => net.Socket;

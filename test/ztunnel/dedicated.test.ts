@@ -182,6 +182,7 @@ describe('meshd ztunnel --dedicated', () => {
     ['an unknown pod', ['--dedicated', 'ded/nope-0'], /pod ded\/nope-0 is not declared .*client-0/],
     ['a pod that is not enrolled', ['--dedicated', 'plain/outside-0'], /plain\/outside-0 is not enrolled/],
     ['neither --node nor --dedicated', [], /either --node NAME .* or --dedicated NAMESPACE\/POD/],
+    ['--dedicated with --capture', ['--dedicated', 'ded/client-0', '--capture'], /local mode only/],
   ])('exits 1 with what to fix for %s', async (_name, extra, message) => {
     const r = await runCli(['ztunnel', '--config', configPath, '--ca-dir', caDir, ...extra]);
     expect(r.code).toBe(1);
