@@ -8,8 +8,8 @@
 // total RSS, anonymous RSS and PSS (idle, and the peak under traffic), and CPU per 1,000 rps.
 //
 // Run with `npm run bench:footprint` (or `npm run bench -- footprint [--quick]`).
-// Addresses: node under test 127.0.63.1 with pods 127.0.63.10+, peer node 127.0.64.1 with the
-// server pod 127.0.64.10.
+// Addresses: node under test 127.0.65.1 with pods 127.0.65.10+, peer node 127.0.66.1 with the
+// server pod 127.0.66.10.
 import { clearInterval, setInterval } from 'node:timers';
 import { fileURLToPath } from 'node:url';
 import { cpuMark, cpuSince, maxMemory, procfsAvailable, sumMemory } from './lib/procfs.mjs';
@@ -28,7 +28,7 @@ const ISTIO_ZTUNNEL_VCPU = 0.06;
 
 const FULL = { counts: [1, 10, 50, 100], idleMs: 5_000, warmupMs: 5_000, durationMs: 20_000 };
 const QUICK = { counts: [1, 10], idleMs: 1_000, warmupMs: 1_000, durationMs: 3_000 };
-const COMMON = { ratePerPod: 10, sampleMs: 1_000, startConcurrency: 4, subnets: [63, 64] };
+const COMMON = { ratePerPod: 10, sampleMs: 1_000, startConcurrency: 4, subnets: [65, 66] };
 
 function topology(n, [a, b]) {
   const pods = Array.from({ length: n }, (_, i) => ({

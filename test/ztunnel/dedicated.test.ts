@@ -3,7 +3,7 @@
  * processes, each serving one pod, with their daemon ports on the pod's IP. Traffic between the
  * two pods crosses both over HBONE with each pod's own identity.
  *
- * Addresses (used by no other test): nodes 127.0.65.1 / 127.0.66.1, pods 127.0.65.x / 127.0.66.x.
+ * Addresses (used by no other test or bench): nodes 127.0.60.1 / 127.0.60.2, pods 127.0.60.10-30.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -15,9 +15,9 @@ import { socksConnect } from '../../src/demo/socks5-client.js';
 import { runCli, startDaemon, stopAll, type Daemon } from '../helpers/process.js';
 import { metricSum, scrape } from '../helpers/prom.js';
 
-const CLIENT_IP = '127.0.65.10';
-const NEIGHBOUR_IP = '127.0.65.11';
-const SERVER_IP = '127.0.66.10';
+const CLIENT_IP = '127.0.60.10';
+const NEIGHBOUR_IP = '127.0.60.11';
+const SERVER_IP = '127.0.60.20';
 const APP_PORT = 8080;
 
 const pod = (name: string, node: string, ip: string, ns = 'ded') => `---
@@ -31,12 +31,12 @@ status: { podIP: ${ip} }
 const MESH = `apiVersion: v1
 kind: Node
 metadata: { name: node-a }
-status: { addresses: [{ type: InternalIP, address: 127.0.65.1 }] }
+status: { addresses: [{ type: InternalIP, address: 127.0.60.1 }] }
 ---
 apiVersion: v1
 kind: Node
 metadata: { name: node-b }
-status: { addresses: [{ type: InternalIP, address: 127.0.66.1 }] }
+status: { addresses: [{ type: InternalIP, address: 127.0.60.2 }] }
 ---
 apiVersion: v1
 kind: Namespace
@@ -48,7 +48,7 @@ metadata: { name: plain }
 ${pod('client-0', 'node-a', CLIENT_IP)}
 ${pod('neighbour-0', 'node-a', NEIGHBOUR_IP)}
 ${pod('server-0', 'node-b', SERVER_IP)}
-${pod('outside-0', 'node-a', '127.0.65.20', 'plain')}
+${pod('outside-0', 'node-a', '127.0.60.30', 'plain')}
 `;
 
 let dir = '';
@@ -157,8 +157,8 @@ describe('meshd ztunnel --dedicated', () => {
       const ready = await fetch(`http://${ip}:15021/healthz/ready`);
       expect(ready.status).toBe(200);
     }
-    expect(await refused('127.0.65.1', 15021)).toBe(true);
-    expect(await refused('127.0.65.1', 15020)).toBe(true);
+    expect(await refused('127.0.60.1', 15021)).toBe(true);
+    expect(await refused('127.0.60.1', 15020)).toBe(true);
     // The neighbour on the same node is not this proxy's pod: nothing listens for it.
     expect(await refused(NEIGHBOUR_IP, 15080)).toBe(true);
     expect(await refused(NEIGHBOUR_IP, 15008)).toBe(true);
