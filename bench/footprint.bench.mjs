@@ -285,8 +285,8 @@ export function report(rows, s, m, bare, svgPath) {
         `under load ${mib(big.load.rss)} MiB RSS. Istio's ztunnel (Rust) is published at ${ISTIO_ZTUNNEL_MB} MB, and meshd's misses it: ` +
         `${(big.idle.rss / 1024 / ISTIO_ZTUNNEL_MB).toFixed(1)}× that by RSS, ${(big.idle.anon / 1024 / ISTIO_ZTUNNEL_MB).toFixed(1)}× by anonymous memory. ` +
         'A Node process cannot reach 12 MB: the runtime alone (V8 heap, code space, the mapped binary) is several times that, as the empty process shows. ' +
-        `CPU: ${big.cpuPer1000.toFixed(3)} vCPU per 1000 rps for that ztunnel at ${big.rps.toFixed(0)} rps (Istio's ztunnel: ${ISTIO_ZTUNNEL_VCPU} vCPU ` +
-        `per 1000 rps). At small N the per-1000-rps figure is dominated by fixed per-process costs (timers, HTTP/2 keepalive PINGs) spread over few requests.`,
+        `CPU: ${big.cpuPer1000.toFixed(3)} vCPU per 1000 rps for that ztunnel at ${big.rps.toFixed(0)} rps, ` +
+        `${(big.cpuPer1000 / ISTIO_ZTUNNEL_VCPU).toFixed(1)}× the ${ISTIO_ZTUNNEL_VCPU} vCPU Istio publishes for its ztunnel. At small N the per-1000-rps figure is dominated by fixed per-process costs (timers, HTTP/2 keepalive PINGs) spread over few requests.`,
       '',
     );
   }
