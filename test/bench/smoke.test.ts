@@ -65,6 +65,10 @@ const haproxyMissing = (() => {
   }
 })();
 
+// The benches read /proc (memory, CPU) and bind many 127.x addresses: Linux only.
+const notLinux =
+  process.platform === 'linux' ? undefined : `the benches need Linux /proc (this is ${process.platform})`;
+
 const load = async (name: string) =>
   (await import(pathToFileURL(join(REPO, 'bench', `${name}.bench.mjs`)).href)) as BenchModule;
 
@@ -102,113 +106,123 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(out, { recursive: true, force: true }));
 
-describe('bench harness smoke', () => {
-  let footprint: BenchResult;
-  let latency: BenchResult;
+describe.skipIf(notLinux !== undefined)(
+  `bench harness smoke${notLinux ? ` (skipped: ${notLinux})` : ''}`,
+  () => {
+    let footprint: BenchResult;
+    let latency: BenchResult;
 
-  it('footprint: both models at N=1, memory and CPU figures, table and chart', async () => {
-    footprint = await (
-      await load('footprint')
-    ).run({
-      quick: true,
-      log,
-      options: { counts: [1], idleMs: 200, warmupMs: 300, durationMs: 1000, subnets: [67, 68], outDir: out },
-    });
-    const rows = footprint.data.rows as FootprintRow[];
-    expect(rows.map((r) => [r.model, r.n, r.processes])).toEqual([
-      ['ambient', 1, 1],
-      ['sidecar', 1, 1],
-    ]);
-    for (const r of rows) {
-      for (const phase of [r.idle, r.load]) {
-        for (const [k, v] of numbersIn(phase)) expect(Number.isFinite(v) && v >= 0, k).toBe(true);
-        for (const k of ['rss', 'anon', 'pss', 'shared1'] as const) expect(phase[k], k).toBeGreaterThan(0);
+    it('footprint: both models at N=1, memory and CPU figures, table and chart', async () => {
+      footprint = await (
+        await load('footprint')
+      ).run({
+        quick: true,
+        log,
+        options: {
+          counts: [1],
+          idleMs: 200,
+          warmupMs: 300,
+          durationMs: 1000,
+          subnets: [67, 68],
+          outDir: out,
+        },
+      });
+      const rows = footprint.data.rows as FootprintRow[];
+      expect(rows.map((r) => [r.model, r.n, r.processes])).toEqual([
+        ['ambient', 1, 1],
+        ['sidecar', 1, 1],
+      ]);
+      for (const r of rows) {
+        for (const phase of [r.idle, r.load]) {
+          for (const [k, v] of numbersIn(phase)) expect(Number.isFinite(v) && v >= 0, k).toBe(true);
+          for (const k of ['rss', 'anon', 'pss', 'shared1'] as const) expect(phase[k], k).toBeGreaterThan(0);
+        }
+        // A Node process is at least several MiB resident, and RSS ≥ anonymous.
+        expect(r.load.rss).toBeGreaterThan(8 * 1024);
+        expect(r.load.rss).toBeGreaterThanOrEqual(r.load.anon);
+        expect(r.rps).toBeGreaterThan(0);
+        expect(r.errors).toBe(0);
+        expect(Number.isFinite(r.cpuPer1000) && r.cpuPer1000 >= 0).toBe(true);
       }
-      // A Node process is at least several MiB resident, and RSS ≥ anonymous.
-      expect(r.load.rss).toBeGreaterThan(8 * 1024);
-      expect(r.load.rss).toBeGreaterThanOrEqual(r.load.anon);
-      expect(r.rps).toBeGreaterThan(0);
-      expect(r.errors).toBe(0);
-      expect(Number.isFinite(r.cpuPer1000) && r.cpuPer1000 >= 0).toBe(true);
-    }
-    expect(tableRows(footprint.markdown, 'private + shared once')).toHaveLength(2);
-    expect(tableRows(footprint.markdown, 'vCPU per 1000 rps')).toHaveLength(2);
-    expect(footprint.markdown).toMatch(/\*\*Headline: at N = 1 under load, ambient needs \d+ %/);
-    expect(footprint.markdown).toMatch(/One ztunnel serving 1 enrolled pods, idle: RSS [\d.]+ MiB/);
-    expect(footprint.markdown).toMatch(/Machine: .*Node v\d+/);
+      expect(tableRows(footprint.markdown, 'private + shared once')).toHaveLength(2);
+      expect(tableRows(footprint.markdown, 'vCPU per 1000 rps')).toHaveLength(2);
+      expect(footprint.markdown).toMatch(/\*\*Headline: at N = 1 under load, ambient needs \d+ %/);
+      expect(footprint.markdown).toMatch(/One ztunnel serving 1 enrolled pods, idle: RSS [\d.]+ MiB/);
+      expect(footprint.markdown).toMatch(/Machine: .*Node v\d+/);
 
-    const svg = readFileSync(join(out, 'footprint.svg'), 'utf8');
-    const shape = parseXmlShape(svg);
-    expect(shape.root).toBe('svg');
-    expect(shape.elements.filter((e) => e === 'path').length).toBeGreaterThanOrEqual(8);
-    expect(svg).toContain('Istio: 60 MB × N Envoy sidecars');
-    expect(svg).toContain('Istio: 12 MB, one ztunnel');
-  });
+      const svg = readFileSync(join(out, 'footprint.svg'), 'utf8');
+      const shape = parseXmlShape(svg);
+      expect(shape.root).toBe('svg');
+      expect(shape.elements.filter((e) => e === 'path').length).toBeGreaterThanOrEqual(8);
+      expect(svg).toContain('Istio: 60 MB × N Envoy sidecars');
+      expect(svg).toContain('Istio: 12 MB, one ztunnel');
+    });
 
-  it('latency: direct and meshd L4 at a fixed rate, bulk ratio, table and chart', async () => {
-    latency = await (
-      await load('latency')
-    ).run({
-      quick: true,
-      log,
-      options: {
-        connections: [4],
-        warmupMs: 200,
-        durationMs: 700,
-        bulkBytes: 4e6,
-        bulkRepeats: 1,
-        subnets: [69, 70],
-        vip: '127.10.6.20',
-        vipL7: '127.10.6.21',
-        skipHaproxy: haproxyMissing !== undefined,
-        outDir: out,
+    it('latency: direct and meshd L4 at a fixed rate, bulk ratio, table and chart', async () => {
+      latency = await (
+        await load('latency')
+      ).run({
+        quick: true,
+        log,
+        options: {
+          connections: [4],
+          warmupMs: 200,
+          durationMs: 700,
+          bulkBytes: 4e6,
+          bulkRepeats: 1,
+          subnets: [69, 70],
+          vip: '127.10.6.20',
+          vipL7: '127.10.6.21',
+          skipHaproxy: haproxyMissing !== undefined,
+          outDir: out,
+        },
+      });
+      const results = latency.data.results as Record<string, Record<string, RateResult>>;
+      for (const key of ['direct', 'meshd-l4']) {
+        const r = results[key]?.['4'];
+        expect(r, key).toBeDefined();
+        if (!r) continue;
+        expect(r.errors).toBe(0);
+        expect(r.achievedRps).toBeGreaterThan(0);
+        for (const [k, v] of numbersIn(r.latency)) {
+          expect(Number.isFinite(v), k).toBe(true);
+          expect(v, k).toBeGreaterThan(0);
+        }
+        expect(r.latency.p99Ms).toBeGreaterThanOrEqual(r.latency.p50Ms);
+      }
+      expect(results['meshd-l4']?.['4']?.proxyCpuPer1000.map((p) => p.name)).toEqual([
+        'ztunnel A',
+        'ztunnel B',
+      ]);
+      const bulk = latency.data.bulk as Record<string, { mbps: number }>;
+      expect(bulk.direct?.mbps).toBeGreaterThan(0);
+      expect(bulk['meshd-l4']?.mbps).toBeGreaterThan(0);
+
+      const rows = tableRows(latency.markdown, 'added p90');
+      expect(rows.find((r) => r[0] === 'meshd L4 (2 ztunnels)')?.[5]).toMatch(/^[+−]\d/);
+      // The waypoint scenario is either measured or says plainly why not.
+      const l7 = rows.find((r) => r[0]?.startsWith('meshd L7'));
+      expect(l7?.[9] ?? '').toMatch(/pending|^\d/);
+      expect(latency.markdown).toMatch(/ztunnel latency run \(4 connections/);
+      expect(tableRows(latency.markdown, 'ratio to direct').length).toBeGreaterThanOrEqual(3);
+
+      const svg = readFileSync(join(out, 'latency.svg'), 'utf8');
+      expect(parseXmlShape(svg).root).toBe('svg');
+      expect(svg).toContain('meshd L4 (2 ztunnels)');
+    });
+
+    it.skipIf(haproxyMissing !== undefined)(
+      `latency: the HAProxy pair runs as a scenario${haproxyMissing ? ` (skipped: ${haproxyMissing})` : ''}`,
+      () => {
+        const r = (latency.data.results as Record<string, Record<string, RateResult>>).haproxy?.['4'];
+        expect(r?.errors).toBe(0);
+        expect(r?.proxyCpuPer1000).toHaveLength(2);
+        expect(r?.latency.p50Ms).toBeGreaterThan(0);
+        expect(latency.data.haproxyVersion).toMatch(/^\d/);
       },
-    });
-    const results = latency.data.results as Record<string, Record<string, RateResult>>;
-    for (const key of ['direct', 'meshd-l4']) {
-      const r = results[key]?.['4'];
-      expect(r, key).toBeDefined();
-      if (!r) continue;
-      expect(r.errors).toBe(0);
-      expect(r.achievedRps).toBeGreaterThan(0);
-      for (const [k, v] of numbersIn(r.latency)) {
-        expect(Number.isFinite(v), k).toBe(true);
-        expect(v, k).toBeGreaterThan(0);
-      }
-      expect(r.latency.p99Ms).toBeGreaterThanOrEqual(r.latency.p50Ms);
-    }
-    expect(results['meshd-l4']?.['4']?.proxyCpuPer1000.map((p) => p.name)).toEqual([
-      'ztunnel A',
-      'ztunnel B',
-    ]);
-    const bulk = latency.data.bulk as Record<string, { mbps: number }>;
-    expect(bulk.direct?.mbps).toBeGreaterThan(0);
-    expect(bulk['meshd-l4']?.mbps).toBeGreaterThan(0);
-
-    const rows = tableRows(latency.markdown, 'added p90');
-    expect(rows.find((r) => r[0] === 'meshd L4 (2 ztunnels)')?.[5]).toMatch(/^[+−]\d/);
-    // The waypoint scenario is either measured or says plainly why not.
-    const l7 = rows.find((r) => r[0]?.startsWith('meshd L7'));
-    expect(l7?.[9] ?? '').toMatch(/pending|^\d/);
-    expect(latency.markdown).toMatch(/ztunnel latency run \(4 connections/);
-    expect(tableRows(latency.markdown, 'ratio to direct').length).toBeGreaterThanOrEqual(3);
-
-    const svg = readFileSync(join(out, 'latency.svg'), 'utf8');
-    expect(parseXmlShape(svg).root).toBe('svg');
-    expect(svg).toContain('meshd L4 (2 ztunnels)');
-  });
-
-  it.skipIf(haproxyMissing !== undefined)(
-    `latency: the HAProxy pair runs as a scenario${haproxyMissing ? ` (skipped: ${haproxyMissing})` : ''}`,
-    () => {
-      const r = (latency.data.results as Record<string, Record<string, RateResult>>).haproxy?.['4'];
-      expect(r?.errors).toBe(0);
-      expect(r?.proxyCpuPer1000).toHaveLength(2);
-      expect(r?.latency.p50Ms).toBeGreaterThan(0);
-      expect(latency.data.haproxyVersion).toMatch(/^\d/);
-    },
-  );
-});
+    );
+  },
+);
 
 describe('parseXmlShape', () => {
   it.each([
