@@ -222,20 +222,23 @@ export function openConnectStream(
       settled = true;
       reject(sessionError(authority, peer, err));
     };
+    const onClose = (): void =>
+      onError(new Error(`stream closed before a response (code ${stream.rstCode})`));
     stream.on('error', onError);
-    stream.once('close', () =>
-      onError(new Error(`stream closed before a response (code ${stream.rstCode})`)),
-    );
+    stream.once('close', onClose);
     stream.once('response', (res) => {
       if (settled) return;
       settled = true;
       const status = Number(res[':status']);
       if (status !== 200) {
+        // onError stays attached (settled) to swallow what the reset may still raise.
         stream.close(http2.constants.NGHTTP2_CANCEL);
         reject(new HboneStatusError(status, authority, peer));
         return;
       }
+      // Nothing of this request stays attached to a long-lived tunnel; the caller listens now.
       stream.off('error', onError);
+      stream.off('close', onClose);
       resolve(stream);
     });
   });

@@ -3,6 +3,8 @@
  * eviction, dial serialization, keepalive, keys, shutdown, and the typed client errors.
  */
 import { EventEmitter, once } from 'node:events';
+import http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isMeshError, type MeshError } from '../errors.js';
@@ -382,3 +384,47 @@ async function startHboneOnPort(port: number, policy: () => InboundDecision): Pr
   cleanups.push(() => server.close());
   return server;
 }
+
+describe('HbonePool HTTP/2 settings (DESIGN)', () => {
+  it('sends 4 MiB stream window, 1 MiB frames, 16 KiB headers, push off, and a 16 MiB connection window', async () => {
+    // An independent peer: a plain node:http2 server with the server's certificate.
+    const cert = certFor(ID_SERVER);
+    const peer = http2.createSecureServer({
+      cert: cert.chainPem.join(''),
+      key: cert.keyPem,
+      ca: cert.rootsPem,
+      requestCert: true,
+      minVersion: 'TLSv1.3',
+    });
+    const seen: Array<{ settings: http2.Settings; window: number; method?: string; authority?: string }> = [];
+    peer.on('stream', (stream, headers) => {
+      const session = stream.session!;
+      seen.push({
+        settings: session.remoteSettings,
+        window: session.state.remoteWindowSize ?? 0,
+        method: headers[':method'],
+        authority: headers[':authority'],
+      });
+      stream.respond({ ':status': 200 });
+    });
+    peer.listen(0, '127.0.0.1');
+    await once(peer, 'listening');
+    cleanups.push(() => peer.close());
+    const { pool: p } = pool();
+    const s = await p.connect(
+      connectRequest((peer.address() as AddressInfo).port, { authority: '10.1.2.3:8080' }),
+    );
+    cleanups.push(() => s.destroy());
+    expect(seen[0]).toMatchObject({
+      settings: {
+        initialWindowSize: 4 * 1024 * 1024,
+        maxFrameSize: 1024 * 1024,
+        maxHeaderListSize: 16 * 1024,
+        enablePush: false,
+      },
+      window: 16 * 1024 * 1024,
+      method: 'CONNECT',
+      authority: '10.1.2.3:8080',
+    });
+  });
+});

@@ -81,6 +81,8 @@ class PooledSession {
   maxStreams: number;
   idleTimer: NodeJS.Timeout | undefined;
   readonly keepalive: Keepalive;
+  /** One 'close' listener shared by all of this session's streams (no closure per tunnel). */
+  onStreamClose: () => void = () => {};
 
   constructor(
     readonly id: number,
@@ -159,10 +161,7 @@ export class HbonePool {
       }
       this.metrics.recordResponse('outbound', 200);
       this.metrics.recordStreamOpened('outbound');
-      stream.once('close', () => {
-        this.metrics.recordStreamClosed('outbound');
-        this.release(ps);
-      });
+      stream.once('close', ps.onStreamClose);
       return stream;
     }
   }
@@ -271,6 +270,10 @@ export class HbonePool {
       this.cfg.maxStreamsPerConnection,
       this.http2,
     );
+    ps.onStreamClose = () => {
+      this.metrics.recordStreamClosed('outbound');
+      this.release(ps);
+    };
     entry.sessions.push(ps);
     this.all.add(ps);
     this.metrics.recordSessionOpened('outbound');

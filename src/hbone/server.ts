@@ -15,6 +15,7 @@
  */
 import http2 from 'node:http2';
 import type net from 'node:net';
+import type { Duplex } from 'node:stream';
 import type tls from 'node:tls';
 import type { Registry } from 'prom-client';
 import { DEFAULT_CONFIG, type Http2Config } from '../config.js';
@@ -26,7 +27,7 @@ import {
   type WorkloadCertificate,
 } from '../identity/index.js';
 import { silentLogger, type Logger } from '../telemetry/logger.js';
-import { copyBidirectional, type BidiCopy } from './copy.js';
+import { copyBidirectional, type BidiCopy, type CopyResult } from './copy.js';
 import { dialTcp } from './dial.js';
 import { buildTraceparent, canonicalIp, isTraceparent } from './headers.js';
 import { buildInboundCheck } from './inbound-check.js';
@@ -92,14 +93,24 @@ function headerString(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
+/** An established tunnel: the handle given to the observer, and what its record is built from. */
 class InboundTunnel implements TunnelHandle {
+  readonly startedAtMs: number;
+  private readonly copy: BidiCopy;
+
   constructor(
     readonly connectionId: string,
     readonly request: InboundRequest,
     readonly target: DialTarget,
-    readonly startedAtMs: number,
-    private readonly copy: BidiCopy,
-  ) {}
+    readonly observer: TunnelObserver | undefined,
+    startedAtMs: number,
+    stream: http2.ServerHttp2Stream,
+    socket: Duplex,
+    onEnd: (t: InboundTunnel, r: CopyResult) => void,
+  ) {
+    this.startedAtMs = startedAtMs;
+    this.copy = copyBidirectional(stream, socket, (r) => onEnd(this, r));
+  }
 
   get bytesUp(): number {
     return this.copy.bytesUp;
@@ -116,6 +127,26 @@ class InboundTunnel implements TunnelHandle {
   close(reason: string): void {
     this.copy.abort(new Error(reason));
   }
+}
+
+function buildRecord(
+  t: Pick<InboundTunnel, 'connectionId' | 'request' | 'target' | 'startedAtMs'>,
+  status: 200 | 503,
+  bytesUp: number,
+  bytesDown: number,
+  error: string | undefined,
+): TunnelRecord {
+  const record: TunnelRecord = {
+    connectionId: t.connectionId,
+    request: t.request,
+    target: t.target,
+    status,
+    bytesUp,
+    bytesDown,
+    durationMs: Date.now() - t.startedAtMs,
+  };
+  if (error !== undefined) record.error = error;
+  return record;
 }
 
 export class HboneServer {
@@ -314,13 +345,22 @@ export class HboneServer {
       return;
     }
     this.metrics.recordStreamOpened('inbound');
-    stream.once('close', () => this.metrics.recordStreamClosed('inbound'));
+    stream.once('close', this.onStreamClose);
     // A peer reset must never surface as an unhandled 'error'; the copy handles it once it runs.
-    stream.on('error', (err) => this.log.debug({ err: err.message }, 'HBONE stream error'));
+    stream.on('error', this.onStreamError);
     void this.proxyStream(stream, headers, state);
   };
 
-  /** One CONNECT stream, in DESIGN's order: checks, policy, dial, 200, copy. */
+  private readonly onStreamClose = (): void => this.metrics.recordStreamClosed('inbound');
+
+  private readonly onStreamError = (err: Error): void => {
+    this.log.debug({ err: err.message }, 'HBONE stream error');
+  };
+
+  /**
+   * One CONNECT stream, in DESIGN's order: checks, policy, dial, 200, then hand over to an
+   * InboundTunnel (the copy) and return, so an idle tunnel keeps no async frame alive.
+   */
   private async proxyStream(
     stream: http2.ServerHttp2Stream,
     headers: http2.IncomingHttpHeaders,
@@ -372,46 +412,52 @@ export class HboneServer {
       return;
     }
     const { target, observer } = decision;
-    const startedAtMs = Date.now();
-    const report = (status: 200 | 503, bytesUp: number, bytesDown: number, error?: string): void => {
-      const record: TunnelRecord = {
-        connectionId,
-        request,
-        target,
-        status,
-        bytesUp,
-        bytesDown,
-        durationMs: Date.now() - startedAtMs,
-      };
-      if (error !== undefined) record.error = error;
-      this.notify(observer, 'closed', record);
-    };
+    const pending = { connectionId, request, target, startedAtMs: Date.now() };
     if (isGone(stream)) {
-      report(503, 0, 0, 'the client closed the stream before the dial');
+      this.notify(
+        observer,
+        'closed',
+        buildRecord(pending, 503, 0, 0, 'the client closed the stream before the dial'),
+      );
       return;
     }
     const dial = await this.dialer(target, this.connectTimeoutMs);
     if (!dial.ok) {
       this.metrics.recordDialFailure('inbound', dial.timedOut ? 'app_connect_timeout' : 'app_connect');
       this.respondStatus(stream, 503);
-      report(503, 0, 0, dial.reason);
+      this.notify(observer, 'closed', buildRecord(pending, 503, 0, 0, dial.reason));
       return;
     }
     if (isGone(stream)) {
       dial.socket.destroy();
-      report(503, 0, 0, 'the client closed the stream during the dial');
+      this.notify(
+        observer,
+        'closed',
+        buildRecord(pending, 503, 0, 0, 'the client closed the stream during the dial'),
+      );
       return;
     }
     stream.respond({ ...decision.responseHeaders, ':status': 200 });
     this.metrics.recordResponse('inbound', 200);
-    const copy = copyBidirectional(stream, dial.socket);
-    const tunnel = new InboundTunnel(connectionId, request, target, startedAtMs, copy);
+    // From here the tunnel lives on its own: this function returns and keeps nothing alive.
+    const tunnel = new InboundTunnel(
+      connectionId,
+      request,
+      target,
+      observer,
+      pending.startedAtMs,
+      stream,
+      dial.socket,
+      this.onTunnelEnd,
+    );
     this.tunnels.add(tunnel);
     this.notify(observer, 'established', tunnel);
-    const result = await copy.done;
-    this.tunnels.delete(tunnel);
-    report(200, result.bytesUp, result.bytesDown, result.error?.message);
   }
+
+  private readonly onTunnelEnd = (t: InboundTunnel, r: CopyResult): void => {
+    this.tunnels.delete(t);
+    this.notify(t.observer, 'closed', buildRecord(t, 200, r.bytesUp, r.bytesDown, r.error?.message));
+  };
 
   /** The one place HBONE statuses are written: an error response ends the stream. */
   private respondStatus(stream: http2.ServerHttp2Stream, status: 400 | 401 | 503): void {
