@@ -11,8 +11,9 @@ import { isMeshError, type MeshError } from '../errors.js';
 import { MeshCa, issueWorkloadCertificate } from '../identity/index.js';
 import { createRegistry, readMetric } from '../telemetry/metrics.js';
 import { HboneStatusError } from './client.js';
-import { HbonePool, poolKey, type HbonePoolOptions, type PoolSessionEvent } from './pool.js';
-import type { HboneServer, HboneServerSessionEvent } from './server.js';
+import { HbonePool, type HbonePoolOptions, type PoolSessionEvent } from './pool.js';
+import { poolKey } from './pool-request.js';
+import type { HboneServer } from './server.js';
 import {
   ID_CLIENT,
   ID_SERVER,
@@ -26,7 +27,7 @@ import {
   withinMs,
 } from './test-helpers/mesh.js';
 import { connectRequest, startBlackhole, startRelay } from './test-helpers/tunnel.js';
-import type { InboundDecision, InboundRequest } from './types.js';
+import type { HboneServerSessionEvent, InboundDecision, InboundRequest } from './types.js';
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {

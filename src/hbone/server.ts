@@ -15,9 +15,7 @@
  */
 import http2 from 'node:http2';
 import type net from 'node:net';
-import type { Duplex } from 'node:stream';
 import type tls from 'node:tls';
-import type { Registry } from 'prom-client';
 import { DEFAULT_CONFIG, type Http2Config } from '../config.js';
 import { MeshError, errorMessage } from '../errors.js';
 import {
@@ -27,14 +25,16 @@ import {
   type WorkloadCertificate,
 } from '../identity/index.js';
 import { silentLogger, type Logger } from '../telemetry/logger.js';
-import { copyBidirectional, type BidiCopy, type CopyResult } from './copy.js';
+import type { CopyResult } from './copy.js';
+import { InboundTunnel, buildRecord } from './inbound-tunnel.js';
 import { dialTcp } from './dial.js';
 import { buildTraceparent, canonicalIp, isTraceparent } from './headers.js';
 import { buildInboundCheck } from './inbound-check.js';
 import { HboneMetrics } from './metrics.js';
 import { Keepalive, applyConnectionWindow, serverSettings, watchSession } from './session-options.js';
 import type {
-  DialTarget,
+  HboneServerOptions,
+  HboneServerSessionEvent,
   Dialer,
   InboundDecision,
   InboundPolicy,
@@ -42,40 +42,8 @@ import type {
   PeerIdentity,
   RejectedStream,
   SocketAddress,
-  TunnelHandle,
   TunnelObserver,
-  TunnelRecord,
 } from './types.js';
-
-export interface HboneServerOptions {
-  /** The certificate of the workload that owns this listener. */
-  certificate: WorkloadCertificate;
-  /** Decides, per CONNECT stream, where it may go (or 401/503). */
-  policy: InboundPolicy;
-  http2?: Http2Config;
-  /** Upstream dial timeout: 10 s by default, as ztunnel. */
-  connectTimeoutMs?: number;
-  /** A client that has not finished TLS in this time is closed: 10 s by default. */
-  tlsHandshakeTimeoutMs?: number;
-  /** Opens the upstream connection; net.connect by default. */
-  dialer?: Dialer;
-  /** Require an IP authority to be the listener's IP (default true; a waypoint turns it off). */
-  requireLocalAuthority?: boolean;
-  registry?: Registry;
-  logger?: Logger;
-  /** Streams answered 400 by the protocol checks, for access logs. */
-  onStreamRejected?: (rejected: RejectedStream) => void;
-  /** Session lifecycle (after admission), for logs and tests. */
-  onSessionEvent?: (e: HboneServerSessionEvent) => void;
-}
-
-export interface HboneServerSessionEvent {
-  kind: 'opened' | 'closed';
-  peer: PeerIdentity;
-  peerAddress: SocketAddress;
-  /** Why the session ended, when it ended on an error (for example an unanswered PING). */
-  error?: string;
-}
 
 const PEER = Symbol('hbone.peer');
 /** Set on an admitted TLS socket; read through the session's socket proxy. */
@@ -91,62 +59,6 @@ interface SessionState {
 
 function headerString(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
-}
-
-/** An established tunnel: the handle given to the observer, and what its record is built from. */
-class InboundTunnel implements TunnelHandle {
-  readonly startedAtMs: number;
-  private readonly copy: BidiCopy;
-
-  constructor(
-    readonly connectionId: string,
-    readonly request: InboundRequest,
-    readonly target: DialTarget,
-    readonly observer: TunnelObserver | undefined,
-    startedAtMs: number,
-    stream: http2.ServerHttp2Stream,
-    socket: Duplex,
-    onEnd: (t: InboundTunnel, r: CopyResult) => void,
-  ) {
-    this.startedAtMs = startedAtMs;
-    this.copy = copyBidirectional(stream, socket, (r) => onEnd(this, r));
-  }
-
-  get bytesUp(): number {
-    return this.copy.bytesUp;
-  }
-
-  get bytesDown(): number {
-    return this.copy.bytesDown;
-  }
-
-  bufferedBytes(): number {
-    return this.copy.bufferedBytes();
-  }
-
-  close(reason: string): void {
-    this.copy.abort(new Error(reason));
-  }
-}
-
-function buildRecord(
-  t: Pick<InboundTunnel, 'connectionId' | 'request' | 'target' | 'startedAtMs'>,
-  status: 200 | 503,
-  bytesUp: number,
-  bytesDown: number,
-  error: string | undefined,
-): TunnelRecord {
-  const record: TunnelRecord = {
-    connectionId: t.connectionId,
-    request: t.request,
-    target: t.target,
-    status,
-    bytesUp,
-    bytesDown,
-    durationMs: Date.now() - t.startedAtMs,
-  };
-  if (error !== undefined) record.error = error;
-  return record;
 }
 
 export class HboneServer {
