@@ -197,12 +197,17 @@ function tlsError(addr: string, phase: string, err: Error): MeshError {
   });
 }
 
-/** Open a CONNECT stream for `authority`; resolves once the server answered 200. */
+/**
+ * Open a CONNECT stream for `authority`; resolves once the server answered 200. `onOpen` runs
+ * synchronously on the 200, before anything else can observe the stream: a 'close' or 'error'
+ * that follows in the same read must not slip past listeners attached after the await.
+ */
 export function openConnectStream(
   session: http2.ClientHttp2Session,
   authority: string,
   headers: HboneRequestHeaders,
   peer: string,
+  onOpen: (stream: http2.ClientHttp2Stream) => void,
 ): Promise<http2.ClientHttp2Stream> {
   return new Promise((resolve, reject) => {
     const h: http2.OutgoingHttpHeaders = { ':method': 'CONNECT', ':authority': authority };
@@ -239,6 +244,7 @@ export function openConnectStream(
       // Nothing of this request stays attached to a long-lived tunnel; the caller listens now.
       stream.off('error', onError);
       stream.off('close', onClose);
+      onOpen(stream);
       resolve(stream);
     });
   });

@@ -386,19 +386,46 @@ async function startHboneOnPort(port: number, policy: () => InboundDecision): Pr
   return server;
 }
 
+/** A plain node:http2 peer with the server's certificate; `onStream` answers each CONNECT. */
+async function rawPeer(
+  onStream: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void,
+): Promise<number> {
+  const cert = certFor(ID_SERVER);
+  const peer = http2.createSecureServer({
+    cert: cert.chainPem.join(''),
+    key: cert.keyPem,
+    ca: cert.rootsPem,
+    requestCert: true,
+    minVersion: 'TLSv1.3',
+  });
+  peer.on('stream', onStream);
+  peer.listen(0, '127.0.0.1');
+  await once(peer, 'listening');
+  cleanups.push(() => peer.close());
+  return (peer.address() as AddressInfo).port;
+}
+
+describe('HbonePool against a misbehaving peer', () => {
+  it('a reset right after the 200 neither crashes nor leaks a stream slot', async () => {
+    const port = await rawPeer((stream) => {
+      stream.on('error', () => {});
+      stream.respond({ ':status': 200 });
+      stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+    });
+    const { pool: p } = pool();
+    for (let i = 0; i < 5; i++) {
+      const s = await p.connect(connectRequest(port)).catch(() => undefined);
+      if (s && !s.destroyed) await closeOf(s);
+    }
+    expect(p.stats().streams).toBe(0);
+  });
+});
+
 describe('HbonePool HTTP/2 settings (DESIGN)', () => {
   it('sends 4 MiB stream window, 1 MiB frames, 16 KiB headers, push off, and a 16 MiB connection window', async () => {
     // An independent peer: a plain node:http2 server with the server's certificate.
-    const cert = certFor(ID_SERVER);
-    const peer = http2.createSecureServer({
-      cert: cert.chainPem.join(''),
-      key: cert.keyPem,
-      ca: cert.rootsPem,
-      requestCert: true,
-      minVersion: 'TLSv1.3',
-    });
     const seen: Array<{ settings: http2.Settings; window: number; method?: string; authority?: string }> = [];
-    peer.on('stream', (stream, headers) => {
+    const port = await rawPeer((stream, headers) => {
       const session = stream.session!;
       seen.push({
         settings: session.remoteSettings,
@@ -408,13 +435,8 @@ describe('HbonePool HTTP/2 settings (DESIGN)', () => {
       });
       stream.respond({ ':status': 200 });
     });
-    peer.listen(0, '127.0.0.1');
-    await once(peer, 'listening');
-    cleanups.push(() => peer.close());
     const { pool: p } = pool();
-    const s = await p.connect(
-      connectRequest((peer.address() as AddressInfo).port, { authority: '10.1.2.3:8080' }),
-    );
+    const s = await p.connect(connectRequest(port, { authority: '10.1.2.3:8080' }));
     cleanups.push(() => s.destroy());
     expect(seen[0]).toMatchObject({
       settings: {

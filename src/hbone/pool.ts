@@ -131,7 +131,14 @@ export class HbonePool {
       const ps = await this.checkout(key, req);
       let stream: http2.ClientHttp2Stream;
       try {
-        stream = await openConnectStream(ps.session, req.authority, req.headers, peer);
+        stream = await openConnectStream(ps.session, req.authority, req.headers, peer, (s) => {
+          this.metrics.recordResponse('outbound', 200);
+          this.metrics.recordStreamOpened('outbound');
+          s.once('close', ps.onStreamClose);
+          // Until the caller listens, a reset right after the 200 must not crash the process;
+          // the caller sees such a stream as already ended.
+          s.on('error', ignoreError);
+        });
       } catch (err) {
         this.release(ps);
         if (err instanceof HboneStatusError) this.metrics.recordResponse('outbound', err.status);
@@ -141,9 +148,6 @@ export class HbonePool {
         }
         throw err;
       }
-      this.metrics.recordResponse('outbound', 200);
-      this.metrics.recordStreamOpened('outbound');
-      stream.once('close', ps.onStreamClose);
       return stream;
     }
   }
@@ -348,3 +352,5 @@ export class HbonePool {
     }
   }
 }
+
+function ignoreError(): void {}
