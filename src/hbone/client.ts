@@ -83,10 +83,10 @@ export function fetchHboneSession(d: HboneSessionDial): Promise<HboneSession> {
       clearTimeout(timer);
       socket.off('error', onSocketError);
       tcp.off('error', onSocketError);
-      socket.on('error', () => {});
-      tcp.on('error', () => {});
+      socket.on('error', ignore);
+      tcp.on('error', ignore);
       if (session) {
-        session.on('error', () => {});
+        session.on('error', ignore);
         session.destroy();
       }
       socket.destroy();
@@ -179,10 +179,11 @@ export function fetchHboneSession(d: HboneSessionDial): Promise<HboneSession> {
         clearTimeout(timer);
         s.removeAllListeners('error');
         s.removeAllListeners('close');
+        // Until the pool attaches its own listeners, an error must not go unhandled.
+        s.on('error', ignore);
         socket.off('error', onSocketError);
         tcp.off('error', onSocketError);
-        // The TLS socket and the session report failures from here on.
-        tcp.on('error', () => {});
+        tcp.on('error', ignore);
         resolve({ session: s, socket });
       });
     });
@@ -271,3 +272,5 @@ export function isRefusedStream(err: unknown): boolean {
     (cause?.code === 'ERR_HTTP2_STREAM_ERROR' && /REFUSED_STREAM/.test(cause.message))
   );
 }
+
+function ignore(): void {}

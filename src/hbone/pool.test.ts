@@ -421,6 +421,42 @@ describe('HbonePool against a misbehaving peer', () => {
   });
 });
 
+describe('HbonePool dial bounds', () => {
+  it('fails instead of redialing forever when every new session is closed at once', async () => {
+    const cert = certFor(ID_SERVER);
+    const peer = http2.createSecureServer({
+      cert: cert.chainPem.join(''),
+      key: cert.keyPem,
+      ca: cert.rootsPem,
+      requestCert: true,
+      minVersion: 'TLSv1.3',
+    });
+    let sessions = 0;
+    peer.on('session', (s) => {
+      sessions++;
+      s.close(); // GOAWAY right after the preface
+    });
+    peer.listen(0, '127.0.0.1');
+    await once(peer, 'listening');
+    cleanups.push(() => peer.close());
+    const { pool: p } = pool();
+    await expect(p.connect(connectRequest((peer.address() as AddressInfo).port))).rejects.toMatchObject({
+      code: 'MESH_ERR_HBONE_SESSION',
+    });
+    expect(sessions).toBeGreaterThanOrEqual(1);
+    expect(sessions).toBeLessThanOrEqual(3);
+  });
+
+  it('serves a burst of 250 first callers from three sessions (a filled session is progress)', async () => {
+    const srv = await echoServer();
+    const { pool: p } = pool();
+    const streams = await openMany(p, srv.port, 250);
+    expect(streams).toHaveLength(250);
+    expect(p.stats().sessions).toBe(3);
+    expect(await srv.handshakes()).toBe(3);
+  });
+});
+
 describe('HbonePool HTTP/2 settings (DESIGN)', () => {
   it('sends 4 MiB stream window, 1 MiB frames, 16 KiB headers, push off, and a 16 MiB connection window', async () => {
     // An independent peer: a plain node:http2 server with the server's certificate.

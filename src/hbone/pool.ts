@@ -88,9 +88,12 @@ class PooledSession {
   }
 }
 
+/** Fresh sessions lost before any stream that one caller tolerates (see checkout). */
+const MAX_WASTED_DIALS = 3;
+
 class KeyEntry {
   readonly sessions: PooledSession[] = [];
-  dialing: Promise<void> | undefined;
+  dialing: Promise<PooledSession | undefined> | undefined;
 }
 
 export class HbonePool {
@@ -198,6 +201,7 @@ export class HbonePool {
 
   /** A session with a free stream slot for `key`, reserved for the caller. */
   private async checkout(key: string, req: HboneConnectRequest): Promise<PooledSession> {
+    let wasted = 0;
     for (;;) {
       if (this.closed) throw new MeshError('MESH_ERR_HBONE_SESSION', 'the HBONE pool is closed');
       let entry = this.entries.get(key);
@@ -211,11 +215,24 @@ export class HbonePool {
         this.entries.set(key, entry);
       }
       entry.dialing ??= this.dial(key, entry, req);
-      await entry.dialing;
+      const fresh = await entry.dialing;
+      // A fresh session that went away before serving anyone (GOAWAY on connect) is wasted; a
+      // peer that keeps doing that must not keep a caller dialing forever. A session filled by
+      // other waiters is progress, not waste.
+      if (fresh && !fresh.usable && fresh.active === 0 && ++wasted >= MAX_WASTED_DIALS)
+        throw new MeshError(
+          'MESH_ERR_HBONE_SESSION',
+          `HBONE peer ${formatAuthority(req.dst.ip, req.dst.port)} closed ${wasted} new sessions before any stream`,
+          { hint: 'the peer closes or refuses new sessions right away; is it draining?' },
+        );
     }
   }
 
-  private async dial(key: string, entry: KeyEntry, req: HboneConnectRequest): Promise<void> {
+  private async dial(
+    key: string,
+    entry: KeyEntry,
+    req: HboneConnectRequest,
+  ): Promise<PooledSession | undefined> {
     try {
       const { session, socket } = await fetchHboneSession({
         dst: req.dst,
@@ -229,9 +246,15 @@ export class HbonePool {
       });
       if (this.closed) {
         session.destroy();
-        return;
+        return undefined;
       }
-      this.adopt(key, entry, session, socket);
+      if (session.closed || session.destroyed) {
+        throw new MeshError(
+          'MESH_ERR_HBONE_SESSION',
+          `HBONE peer ${formatAuthority(req.dst.ip, req.dst.port)} closed the session at once`,
+        );
+      }
+      return this.adopt(key, entry, session, socket);
     } catch (err) {
       this.metrics.recordDialFailure('outbound', dialFailureReason(err));
       this.log.debug({ key, err: errorMessage(err) }, 'HBONE dial failed');
@@ -247,7 +270,7 @@ export class HbonePool {
     entry: KeyEntry,
     session: http2.ClientHttp2Session,
     socket: tls.TLSSocket,
-  ): void {
+  ): PooledSession {
     const ps = new PooledSession(
       this.nextId++,
       key,
@@ -287,6 +310,7 @@ export class HbonePool {
       this.emit({ kind: 'closed', key, sessionId: ps.id, ...(error ? { error } : {}) });
       if (this.all.size === 0) for (const w of this.closeWaiters.splice(0)) w();
     });
+    return ps;
   }
 
   private reserve(ps: PooledSession): void {
