@@ -237,8 +237,10 @@ export function openConnectStream(
       settled = true;
       const status = Number(res[':status']);
       if (status !== 200) {
-        // onError stays attached (settled) to swallow what the reset may still raise.
-        stream.close(http2.constants.NGHTTP2_CANCEL);
+        // Close our side gracefully rather than with RST_STREAM (servers rate-limit received
+        // resets); the error response ended theirs. onError stays attached (settled).
+        stream.resume();
+        stream.end();
         reject(new HboneStatusError(status, authority, peer));
         return;
       }

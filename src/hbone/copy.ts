@@ -16,8 +16,10 @@
  * - Benign endings count as EOF on read and as "this direction is done" on write: reset, broken
  *   pipe, premature close, RST_STREAM with NO_ERROR, CANCEL or STREAM_CLOSED. Other errors tear
  *   both sides down (destroy) and are reported in the result.
- * - `done` resolves exactly once, when both directions are done or on abort; both streams are
- *   destroyed by then. It never rejects.
+ * - `done` resolves exactly once, when both directions are done or on abort. By then a stream
+ *   that did not end cleanly both ways (or any stream, on abort or error) has been destroyed; a
+ *   stream that did closes by itself, so a clean HTTP/2 close sends no RST_STREAM. It never
+ *   rejects.
  */
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -234,8 +236,13 @@ export class BidiCopy {
     if (this.error) result.error = this.error;
     this.result = result;
     // Our error listener stays attached, so late errors from either side are swallowed.
-    this.down.destroy();
-    this.up.destroy();
+    // A stream that ended cleanly both ways closes by itself; it is not destroyed, so that an
+    // HTTP/2 stream not yet marked closed cannot send a needless RST_STREAM (nghttp2 servers
+    // answer received resets beyond a burst of 1000, then 33/s, with a GOAWAY that kills every
+    // tunnel on the connection).
+    for (const s of [this.down, this.up]) {
+      if (this.error || !(s.readableEnded && s.writableFinished)) s.destroy();
+    }
     this.resolve?.(result);
     this.onDone?.(result);
   }

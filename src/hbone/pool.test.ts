@@ -4,7 +4,7 @@
  */
 import { EventEmitter, once } from 'node:events';
 import http2 from 'node:http2';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isMeshError, type MeshError } from '../errors.js';
@@ -26,7 +26,7 @@ import {
   testHttp2,
   withinMs,
 } from './test-helpers/mesh.js';
-import { connectRequest, startBlackhole, startRelay } from './test-helpers/tunnel.js';
+import { connectRequest, startBlackhole, startOutbound, startRelay } from './test-helpers/tunnel.js';
 import type { HboneServerSessionEvent, InboundDecision, InboundRequest } from './types.js';
 
 const cleanups: Array<() => unknown> = [];
@@ -184,6 +184,35 @@ describe('HbonePool session lifecycle', () => {
     await withinMs(3_000, 'old server drained', drained);
     expect(second.sessionCount).toBe(1);
     expect(p.stats().sessions).toBe(1);
+  });
+
+  it('1,100 cleanly closed tunnels send no RST_STREAM: the session survives nghttp2 reset limits', async () => {
+    // A Node (nghttp2) server answers more than 1,000 received resets in a burst with
+    // GOAWAY(INTERNAL_ERROR). Clean closes (END_STREAM both ways) must not reset anything.
+    const srv = await echoServer();
+    const { pool: p, log } = pool();
+    // Through an outbound entry, so the client-side copy's teardown is exercised as well.
+    const entry = await startOutbound(p, () => connectRequest(srv.port));
+    cleanups.push(() => entry.close());
+    const one = async (): Promise<void> => {
+      const s = net.connect({ port: entry.port, host: '127.0.0.1', allowHalfOpen: true });
+      s.on('error', () => {});
+      const closed = closeOf(s);
+      s.end('x');
+      expect((await readAll(s)).toString()).toBe('x');
+      s.end();
+      await closed;
+    };
+    let left = 1100;
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        while (left-- > 0) await one();
+      }),
+    );
+    expect(log.filter((e) => e.kind === 'goaway')).toEqual([]);
+    expect(await srv.handshakes()).toBe(1);
+    expect(p.stats()).toMatchObject({ sessions: 1 });
+    expect(entry.errors).toEqual([]);
   });
 
   it('evicts an idle session after the idle timeout', async () => {
