@@ -71,7 +71,6 @@ export class LoopbackSocketFactory implements SocketFactory {
           port: opts.port,
           localAddress: opts.localAddress,
           noDelay: true,
-          allowHalfOpen: true,
         }),
     };
   }
