@@ -137,7 +137,7 @@ export class RuntimeHarness {
     return { v1, v2, tcp };
   }
 
-  track(app: RunningApp): RunningApp {
+  track<T extends RunningApp>(app: T): T {
     this.apps.push(app);
     return app;
   }
@@ -161,7 +161,7 @@ export class RuntimeHarness {
 
   /** An HTTP/1.1 keep-alive agent whose connections are tunnels. Counts them in `agentTunnels`. */
   agent(ctx?: () => InboundContext): http.Agent & { tunnels: number } {
-    const agent = new http.Agent({ keepAlive: true, maxSockets: 16 }) as http.Agent & { tunnels: number };
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 64 }) as http.Agent & { tunnels: number };
     agent.tunnels = 0;
     agent.createConnection = () => {
       agent.tunnels++;
@@ -249,4 +249,65 @@ export async function readBody(res: AsyncIterable<Buffer | string>): Promise<str
   let s = '';
   for await (const c of res) s += c.toString();
   return s;
+}
+
+/** A backend that holds every request until release(); tests await the requests arriving. */
+export interface HoldingApp extends RunningApp {
+  /** Resolves once `n` requests have arrived in total. */
+  waitForRequests(n: number): Promise<void>;
+  /** Answer every held request (200) and the ones that arrive later. */
+  release(): void;
+  /** Requests whose client went away before they were answered. */
+  cancelled(): number;
+  /** Resolves when a request is cancelled (at once if one already was). */
+  whenCancelled(): Promise<void>;
+}
+
+export async function startHoldingApp(host: string, port: number): Promise<HoldingApp> {
+  let n = 0;
+  let cancelled = 0;
+  let released = false;
+  let onCancel: (() => void) | undefined;
+  const cancelledOnce = new Promise<void>((r) => (onCancel = r));
+  const held = new Set<http.ServerResponse>();
+  const waiters: Array<{ n: number; resolve: () => void }> = [];
+  const answer = (res: http.ServerResponse): void => {
+    held.delete(res);
+    res.writeHead(200, { 'content-length': '2', 'x-pod': 'holding' }).end('ok');
+  };
+  const server = http.createServer((req, res) => {
+    n++;
+    req.resume();
+    res.on('close', () => {
+      if (!res.writableFinished) {
+        cancelled++;
+        onCancel?.();
+      }
+      held.delete(res);
+    });
+    if (released) answer(res);
+    else held.add(res);
+    for (const w of waiters.filter((x) => n >= x.n)) {
+      waiters.splice(waiters.indexOf(w), 1);
+      w.resolve();
+    }
+  });
+  await new Promise<void>((r) => server.listen(port, host, r));
+  return {
+    address: { address: host, port, family: 'IPv4' },
+    count: () => n,
+    cancelled: () => cancelled,
+    whenCancelled: () => cancelledOnce,
+    waitForRequests: (want) =>
+      want <= n ? Promise.resolve() : new Promise<void>((resolve) => waiters.push({ n: want, resolve })),
+    release: () => {
+      released = true;
+      for (const res of [...held]) answer(res);
+    },
+    close: () =>
+      new Promise<void>((r) => {
+        server.close(() => r());
+        server.closeAllConnections();
+      }),
+  };
 }
