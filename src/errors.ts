@@ -21,6 +21,7 @@ export type MeshErrorCode =
   | 'MESH_ERR_HBONE_TLS'
   | 'MESH_ERR_HBONE_IDENTITY'
   | 'MESH_ERR_HBONE_CONNECT_TIMEOUT'
+  | 'MESH_ERR_HBONE_CONNECT'
   | 'MESH_ERR_HBONE_SESSION'
   | 'MESH_ERR_ROUTE'
   | 'MESH_ERR_LOOP'
@@ -28,7 +29,8 @@ export type MeshErrorCode =
   | 'MESH_ERR_BIND'
   | 'MESH_ERR_DRAINING'
   | 'MESH_ERR_WAYPOINT'
-  | 'MESH_ERR_CAPTURE';
+  | 'MESH_ERR_CAPTURE'
+  | 'MESH_ERR_CHECK_FAILED';
 
 export class MeshError extends Error {
   readonly code: MeshErrorCode;

@@ -9,9 +9,17 @@ export {
   type RegisterCommands,
 } from './context.js';
 export { registerCaCommands } from './ca.js';
+export { registerZtunnelCommand } from './ztunnel.js';
+export { registerDemoCommand } from './demo.js';
 
 import { registerCaCommands } from './ca.js';
 import type { RegisterCommands } from './context.js';
+import { registerZtunnelCommand } from './ztunnel.js';
+import { registerDemoCommand } from './demo.js';
 
 /** Every command group, in help order. `meshd ztunnel`, `waypoint` and `demo` are added here. */
-export const COMMAND_MODULES: readonly RegisterCommands[] = [registerCaCommands];
+export const COMMAND_MODULES: readonly RegisterCommands[] = [
+  registerDemoCommand,
+  registerZtunnelCommand,
+  registerCaCommands,
+];

@@ -161,7 +161,8 @@ export async function startFrontendApp(opts: FrontendOptions): Promise<RunningAp
         path: req.url,
         method: 'GET',
         agent,
-        headers: { 'x-canary': req.headers['x-canary'] ?? '' },
+        // Pass on the header the demo's waypoint routes on (the canary).
+        headers: req.headers['x-canary'] !== undefined ? { 'x-canary': req.headers['x-canary'] } : {},
       },
       (upRes) => {
         const chunks: Buffer[] = [];

@@ -23,3 +23,15 @@ export {
   type SocketAddress,
   type TcpRoute,
 } from './route.js';
+export { ConnectionManager, POLICY_CHANGE_REASON, type TrackedConnection } from './connection-manager.js';
+export { LoopbackSocketFactory, type DialOptions, type SocketFactory } from './socket-factory.js';
+export { ProxyManager, PROXY_RETRY_MS, type WorkloadStateDump } from './proxy-manager.js';
+export {
+  TrafficMetrics,
+  buildTrafficLabels,
+  type ResponseFlags,
+  type TrafficLabelsInput,
+} from './metrics.js';
+export { proxyToOutbound, socksReplyFor, type OutboundFailure, type OutboundRequest } from './outbound.js';
+export { buildInboundPolicy, buildInboundPort, findInboundService } from './inbound.js';
+export type { ProxyInputs } from './inputs.js';

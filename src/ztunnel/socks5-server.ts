@@ -87,7 +87,7 @@ export function proxyToSocks5(
       fail: (code) => {
         if (answered) return;
         answered = true;
-        socket.end(encodeReply(code));
+        socket.end(encodeReply(code), () => socket.destroy());
       },
     });
   };

@@ -33,3 +33,19 @@ export function metricSum(samples: Sample[], name: string, labels: Record<string
     .filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))
     .reduce((a, s) => a + s.value, 0);
 }
+
+/**
+ * Retry an assertion until it passes or `timeoutMs` elapses: for state held by another process
+ * (its metrics) that the test cannot subscribe to. Bounded, and rethrows the last failure.
+ */
+export async function eventually<T>(fn: () => Promise<T>, timeoutMs = 5_000, intervalMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, intervalMs));
+    }
+  }
+}

@@ -1,0 +1,50 @@
+/**
+ * hbone/: the HBONE tunnel protocol (HTTP/2 CONNECT over mutual TLS) and nothing mesh-specific.
+ * The server takes an InboundPolicy callback for every decision; the pool takes fully resolved
+ * requests (next hop, authority, expected identities).
+ */
+export { HboneServer, type HboneServerOptions, type HboneServerSessionEvent } from './server.js';
+export {
+  HbonePool,
+  poolKey,
+  type HboneConnectRequest,
+  type HbonePoolOptions,
+  type PoolSessionEvent,
+  type PoolStats,
+} from './pool.js';
+export { HboneStatusError } from './client.js';
+export { BidiCopy, copyBidirectional, isBenignCloseError, type CopyResult } from './copy.js';
+export { dialTcp } from './dial.js';
+export {
+  authorityToString,
+  buildBaggage,
+  buildForwarded,
+  buildTraceparent,
+  canonicalIp,
+  formatAuthority,
+  isTraceparent,
+  parseAuthority,
+  parseBaggage,
+  parseForwarded,
+  sameIp,
+  type Authority,
+  type AuthorityParse,
+  type WorkloadBaggage,
+} from './headers.js';
+export { buildInboundCheck, type InboundCheck, type InboundCheckInput } from './inbound-check.js';
+export { HboneMetrics, type DialFailureReason, type HboneDirection } from './metrics.js';
+export type {
+  DialResult,
+  DialTarget,
+  Dialer,
+  HboneRequestHeaders,
+  InboundDecision,
+  InboundPolicy,
+  InboundRequest,
+  PeerIdentity,
+  RejectedStream,
+  SocketAddress,
+  TunnelHandle,
+  TunnelObserver,
+  TunnelRecord,
+} from './types.js';
