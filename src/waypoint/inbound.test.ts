@@ -82,12 +82,12 @@ describe('buildInboundTarget', () => {
 
 describe('buildRequestClient', () => {
   it.each([
-    ['for= with a port', 'for="127.0.53.100:4711"', '127.0.53.100'],
-    ['for= without quotes', 'for=10.1.2.3', '10.1.2.3'],
-    ['with host=', 'for="10.1.2.3:1";host=reviews.shop.svc.cluster.local', '10.1.2.3'],
-    ['IPv6', 'for="[fd00::7]:1234"', 'fd00::7'],
+    ['ip:port', '127.0.53.100:4711', '127.0.53.100'],
+    ['a bare IP', '10.1.2.3', '10.1.2.3'],
+    ['[v6]:port', '[fd00::7]:1234', 'fd00::7'],
+    ['a bare IPv6', 'fd00::7', 'fd00::7'],
     ['absent', undefined, '10.9.9.9'],
-    ['garbage', 'by=x', '10.9.9.9'],
+    ['not an IP', 'unknown', '10.9.9.9'],
   ])('%s', (_name, forwarded, ip) => {
     expect(buildRequestClient('spiffe://cluster.local/ns/a/sa/b', '10.9.9.9', forwarded)).toEqual({
       identity: 'spiffe://cluster.local/ns/a/sa/b',

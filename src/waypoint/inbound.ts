@@ -5,6 +5,7 @@
  * served; anything else is refused, so the waypoint never becomes a relay to arbitrary
  * destinations. Pure functions over one MeshState, tested as tables.
  */
+import { isIP } from 'node:net';
 import type { MeshState, Service } from '../state/index.js';
 import type { DestinationService, RequestClient } from './http-types.js';
 
@@ -94,18 +95,24 @@ function refuse(reason: string): InboundTarget {
 
 /**
  * The client as the waypoint sees it: the tunnel's verified peer identity (the original client
- * pod's, since ztunnel connects with the pod's certificate), and its IP from the CONNECT
- * `forwarded: for=` header, else the tunnel's peer address.
+ * pod's, since ztunnel connects with the pod's certificate), and its IP from the `for` parameter
+ * of the CONNECT's `forwarded` header (`ip:port`, `[v6]:port` or a bare IP), else the tunnel's
+ * peer address.
  */
 export function buildRequestClient(
   peerIdentity: string | undefined,
   peerIp: string,
-  forwarded: string | undefined,
+  forwardedFor: string | undefined,
 ): RequestClient {
-  const m =
-    forwarded === undefined
-      ? null
-      : /(?:^|[;,\s])for="?\[?([0-9a-fA-F.:]+?)\]?(?::\d+)?"?(?:[;,]|$)/i.exec(forwarded);
-  const ip = m?.[1] ?? peerIp;
+  let ip = peerIp;
+  if (forwardedFor !== undefined) {
+    const f = forwardedFor.trim();
+    const candidate = f.startsWith('[')
+      ? f.slice(1, f.indexOf(']') < 0 ? f.length : f.indexOf(']'))
+      : f.split(':').length === 2
+        ? (f.split(':')[0] ?? '')
+        : f;
+    if (isIP(candidate) !== 0) ip = candidate;
+  }
   return peerIdentity === undefined ? { ip } : { identity: peerIdentity, ip };
 }
