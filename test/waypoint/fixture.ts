@@ -72,6 +72,8 @@ export class WaypointMesh {
   readonly caDir = join(this.dir, 'ca');
   readonly ztunnels = new Map<string, Daemon>();
   waypoint: Daemon | undefined;
+  /** Whether the waypoint's pod is declared Ready (an unready pod is no instance to route to). */
+  waypointReady = true;
   private generation = 0;
   private written = '';
   private agents: http.Agent[] = [];
@@ -102,6 +104,7 @@ export class WaypointMesh {
         `${b}.30`,
         { 'gateway.networking.k8s.io/gateway-name': 'waypoint' },
         'waypoint',
+        this.waypointReady,
       ),
       pod('client-0', 'shop', 'node-a', `${a}.10`, { app: 'client' }, 'client'),
       pod('reviews-v1-0', 'shop', 'node-a', `${a}.21`, { app: 'reviews', version: 'v1' }, 'reviews'),
