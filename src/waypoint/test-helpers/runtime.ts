@@ -99,7 +99,10 @@ export class RuntimeHarness {
   private readonly waiters = new Set<() => void>();
   private generation = 0;
 
-  constructor(extraYaml = '') {
+  constructor(
+    extraYaml = '',
+    private readonly connector?: (ep: UpstreamEndpoint) => Promise<Duplex>,
+  ) {
     this.view = this.compile(extraYaml);
     const sink = new Writable({
       write: (chunk: Buffer, _enc, cb) => {
@@ -110,7 +113,10 @@ export class RuntimeHarness {
       },
     });
     const log = createLogger({ level: 'info', destination: sink });
-    this.connections = new UpstreamConnections((ep) => this.connect(ep));
+    this.connections = new UpstreamConnections((ep) => {
+      this.opened.set(ep.key, (this.opened.get(ep.key) ?? 0) + 1);
+      return this.connector ? this.connector(ep) : this.connect(ep);
+    });
     this.listener = new WaypointListener({
       view: () => this.view,
       clusters: this.clusters,
@@ -216,7 +222,6 @@ export class RuntimeHarness {
   }
 
   private connect(ep: UpstreamEndpoint): Promise<net.Socket> {
-    this.opened.set(ep.key, (this.opened.get(ep.key) ?? 0) + 1);
     return new Promise((resolve, reject) => {
       const s = net.connect({ host: ep.ip, port: ep.port, noDelay: true });
       s.once('connect', () => {
