@@ -39,11 +39,26 @@ export interface RequestRecord {
   durationMs: number;
 }
 
-/** The client's workload: the workload at its IP whose identity is the tunnel's peer identity. */
+const sourceCache = new WeakMap<MeshState, Map<string, Workload | null>>();
+
+/**
+ * The client's workload: the workload at its IP whose identity is the tunnel's peer identity.
+ * Cached per (immutable) state, since every request of a connection asks the same question.
+ */
 export function findSourceWorkload(state: MeshState, client: RequestClient): Workload | undefined {
+  let cache = sourceCache.get(state);
+  if (!cache) {
+    cache = new Map();
+    sourceCache.set(state, cache);
+  }
+  const key = `${client.ip} ${client.identity ?? ''}`;
+  const hit = cache.get(key);
+  if (hit !== undefined) return hit ?? undefined;
   const w = state.findWorkloadByIp(client.ip);
-  if (!w) return undefined;
-  return client.identity === undefined || identityOf(w) === client.identity ? w : undefined;
+  const found = w && (client.identity === undefined || identityOf(w) === client.identity) ? w : undefined;
+  if (cache.size > 10_000) cache.clear();
+  cache.set(key, found ?? null);
+  return found;
 }
 
 export function workloadLabels(w: Workload | undefined, principal: string | undefined): WorkloadLabels {
@@ -79,6 +94,7 @@ export function recordRequestEnd(
     mutualTls: r.client.identity !== undefined,
   });
   recordRequest(metrics, labels, r.durationMs);
+  if (!log.isLevelEnabled('info')) return;
   const fields: Record<string, unknown> = {
     scope: 'access',
     'conn.id': r.connectionId,

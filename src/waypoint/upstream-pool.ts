@@ -25,6 +25,19 @@ import type {
 } from './upstream-types.js';
 import { connectWithin } from './upstream-types.js';
 
+const limitsCache = new WeakMap<DestinationPolicy, { limits: UpstreamLimits; key: string }>();
+
+/** The limits of a policy and their identity key, computed once per (immutable) policy. */
+function findLimits(policy: DestinationPolicy): { limits: UpstreamLimits; key: string } {
+  let hit = limitsCache.get(policy);
+  if (!hit) {
+    const limits = buildUpstreamLimits(policy);
+    hit = { limits, key: JSON.stringify(limits) };
+    limitsCache.set(policy, hit);
+  }
+  return hit;
+}
+
 export function buildUpstreamLimits(policy: DestinationPolicy): UpstreamLimits {
   const max = policy.limits.maxConnections;
   return {
@@ -53,7 +66,7 @@ export class UpstreamConnections {
     body: RequestBody,
     policy: DestinationPolicy,
   ): Attempt {
-    return this.transportFor(endpoint, spec.protocol, buildUpstreamLimits(policy)).send(spec, body);
+    return this.transportFor(endpoint, spec.protocol, findLimits(policy)).send(spec, body);
   }
 
   /** A raw connection to `endpoint` (L4 passthrough), bounded by the policy's connect timeout. */
@@ -91,11 +104,10 @@ export class UpstreamConnections {
   private transportFor(
     endpoint: UpstreamEndpoint,
     protocol: 'http1' | 'http2',
-    limits: UpstreamLimits,
+    { limits, key: limitsKey }: { limits: UpstreamLimits; key: string },
   ): UpstreamTransport {
     // The identities are part of the key: a new pod behind a reused IP gets new connections.
     const key = `${endpoint.key}|${protocol}|${endpoint.identities.join(',')}`;
-    const limitsKey = JSON.stringify(limits);
     const existing = this.transports.get(key);
     if (existing && existing.limitsKey === limitsKey) return existing.transport;
     existing?.transport.close();
