@@ -140,6 +140,10 @@ class Conn {
   send() {
     this.busy = true;
     return new Promise((resolve, reject) => {
+      if (this.socket.destroyed) {
+        reject(new Error('connection closed'));
+        return;
+      }
       this.done = { resolve, reject };
       this.socket.write(this.request);
     });
@@ -226,7 +230,8 @@ async function loadgen(spec) {
     const dispatch = () => {
       while (queue.length > 0 && idle.length > 0) {
         const scheduled = queue.shift();
-        const c = idle.pop();
+        // FIFO, so every connection stays in use (none idles long enough to be closed).
+        const c = idle.shift();
         c.send().then(
           (status) => {
             if (status !== 200) errors++;
@@ -238,6 +243,7 @@ async function loadgen(spec) {
           () => {
             errors++;
             completed++;
+            dispatch();
           },
         );
       }
@@ -291,7 +297,19 @@ function runLoadgen(spec, onMeasuring) {
       if (m.phase === 'measuring') onMeasuring();
       else if (m.phase === 'done') resolve(m.result);
     });
-    child.once('exit', (code) => code !== 0 && reject(new Error(`load generator exited ${code}`)));
+    const limit = setTimeout(
+      () => {
+        child.kill('SIGKILL');
+        reject(
+          new Error(`load generator did not finish within ${spec.warmupMs + spec.durationMs + 30_000} ms`),
+        );
+      },
+      spec.warmupMs + spec.durationMs + 30_000,
+    );
+    child.once('exit', (code) => {
+      clearTimeout(limit);
+      if (code !== 0) reject(new Error(`load generator exited ${code}`));
+    });
   });
 }
 
@@ -299,12 +317,13 @@ function runLoadgen(spec, onMeasuring) {
 
 function server(host, port) {
   const body = Buffer.alloc(BODY, 98);
-  http
-    .createServer((req, res) => {
-      req.resume();
-      req.on('end', () => res.writeHead(200, { 'content-length': BODY }).end(body));
-    })
-    .listen(port, host, () => console.log('listening'));
+  const srv = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.writeHead(200, { 'content-length': BODY }).end(body));
+  });
+  // Keep idle client connections open across phases (Node closes them after 5 s by default).
+  srv.keepAliveTimeout = 0;
+  srv.listen(port, host, () => console.log('listening'));
 }
 
 // ---------------------------------------------------------------- the bench
@@ -419,7 +438,8 @@ function report(scenarios, results, cfg) {
         p50: lp('p50'),
         p90: lp('p90'),
         p99: lp('p99'),
-        skipped: lat.reduce((a, r) => a + r.skipped, 0),
+        skipped: median(lat.map((r) => r.skipped)),
+        sent: median(lat.map((r) => r.sent)),
         errors: lat.reduce((a, r) => a + r.errors, 0),
         cpu: {
           ztunnelA: cpuAt1k('ztunnel-a'),
@@ -440,7 +460,7 @@ function report(scenarios, results, cfg) {
   const markdown = [
     `${cfg.connections} keep-alive connections, POST with a ${BODY} B body, ${BODY} B response. Throughput: closed loop, median of ${cfg.rounds} round(s) of ${cfg.throughputMs / 1000} s. Latency: open loop at a fixed ${cfg.rps} rps (no catch-up: slots more than ${LATE_SLOT_MS} ms late are skipped and counted), ${cfg.latencyMs / 1000} s per round, from the scheduled send time, HDR histogram. CPU from /proc over the measured window; access logs off.`,
     '',
-    '| scenario | requests/s | ztunnels vCPU per 1,000 rps | waypoint vCPU per 1,000 rps | p50 ms @1k rps | p90 ms | p99 ms | skipped slots |',
+    '| scenario | requests/s | ztunnels vCPU per 1,000 rps | waypoint vCPU per 1,000 rps | p50 ms @1k rps | p90 ms | p99 ms | skipped slots (median round) |',
     '|---|---:|---:|---:|---:|---:|---:|---:|',
     ...rows,
     '',

@@ -114,11 +114,15 @@ describe('waypoint lifecycle end to end', () => {
     expect(served()).toBe(before);
   });
 
-  it('a restarted waypoint serves again', async () => {
+  it('a restarted waypoint serves again, and /quitquitquit stops it', async () => {
     mesh.waypointReady = true;
     await mesh.apply([]);
     await mesh.startWaypoint();
     const r = await mesh.request(mesh.agent(), 'reviews.shop:80', '/');
     expect(r.status).toBe(200);
+    // The admin API shuts it down as SIGTERM does.
+    const quit = await fetch(`http://${mesh.waypointIp}:15000/quitquitquit`, { method: 'POST' });
+    expect(quit.status).toBe(200);
+    expect(await mesh.wp().exited).toBe(0);
   });
 });
