@@ -3,13 +3,18 @@
  *
  *   getOriginalDst(fd)            -> { address, port, family }   getsockopt SO_ORIGINAL_DST
  *   setMark(fd, mark)             -> undefined                   setsockopt SO_MARK
- *   openSocket(netnsPath|null, family, mark)            -> fd    a TCP socket created inside a netns
+ *   openSocket(netnsPath|null, family, mark[, transparent]) -> fd  a TCP socket created inside a netns
  *   listenSocket(netnsPath|null, host, port, backlog, mark, reusePort) -> fd  bound and listening
  *
  * Sockets are created inside a network namespace by switching the calling thread into it with
  * setns(2), creating the socket, and switching back before returning; a socket keeps the
  * namespace it was created in. The fds are non-blocking and close-on-exec, ready for
  * net.Server.listen({fd}) or new net.Socket({fd}). Errors throw with the errno name and text.
+ *
+ * A transparent socket (IP_TRANSPARENT / IPV6_TRANSPARENT, needs CAP_NET_ADMIN) may bind an
+ * address that is not local, so an inbound dial to the app can carry the original client's IP as
+ * its source, as ztunnel's in-pod mode does; replies find their way back through the pod's
+ * connmark 0x111 / routing table 100 rules.
  */
 #define _GNU_SOURCE
 #include <node_api.h>
@@ -29,6 +34,12 @@
 #endif
 #ifndef IP6T_SO_ORIGINAL_DST
 #define IP6T_SO_ORIGINAL_DST 80
+#endif
+#ifndef IP_TRANSPARENT
+#define IP_TRANSPARENT 19
+#endif
+#ifndef IPV6_TRANSPARENT
+#define IPV6_TRANSPARENT 75
 #endif
 
 static napi_value throw_errno(napi_env env, const char *what, int err) {
@@ -149,13 +160,14 @@ static int socket_in_netns(const char *path, int family, int *out_fd, const char
 }
 
 static napi_value OpenSocket(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 4;
+  napi_value argv[4];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   char path[4096];
-  int32_t family6 = 0, mark = 0;
-  if (argc < 3 || !arg_str(env, argv[0], path, sizeof path) || !arg_int(env, argv[1], &family6) || !arg_int(env, argv[2], &mark)) {
-    napi_throw_type_error(env, NULL, "openSocket(netnsPath|null, family 4|6, mark)");
+  int32_t family6 = 0, mark = 0, transparent = 0;
+  if (argc < 3 || !arg_str(env, argv[0], path, sizeof path) || !arg_int(env, argv[1], &family6) || !arg_int(env, argv[2], &mark) ||
+      (argc >= 4 && !arg_int(env, argv[3], &transparent))) {
+    napi_throw_type_error(env, NULL, "openSocket(netnsPath|null, family 4|6, mark[, transparent 0|1])");
     return NULL;
   }
   int fd;
@@ -164,11 +176,17 @@ static napi_value OpenSocket(napi_env env, napi_callback_info info) {
   if (err != 0) return throw_errno(env, what, err);
   if (mark != 0) {
     uint32_t m = (uint32_t)mark;
-    if (setsockopt(fd, SOL_SOCKET, SO_MARK, &m, sizeof m) != 0) {
-      err = errno;
-      close(fd);
-      return throw_errno(env, "setsockopt(SO_MARK)", err);
-    }
+    if (setsockopt(fd, SOL_SOCKET, SO_MARK, &m, sizeof m) != 0) { what = "setsockopt(SO_MARK)"; err = errno; }
+  }
+  if (!err && transparent) {
+    int one = 1;
+    int rc = family6 == 6 ? setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof one)
+                          : setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof one);
+    if (rc != 0) { what = "setsockopt(IP_TRANSPARENT)"; err = errno; }
+  }
+  if (err) {
+    close(fd);
+    return throw_errno(env, what, err);
   }
   napi_value result;
   napi_create_int32(env, fd, &result);

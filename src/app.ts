@@ -3,6 +3,7 @@
  *
  * buildZtunnel: config source → state; CA → certificate manager; HBONE pool; per-workload proxies
  * (ProxyManager); admin, metrics and readiness servers on the node's address; drain on shutdown.
+ * The SocketFactory picks the mode: local (loopback IPs, SOCKS5) or capture (pod netns, iptables).
  * Start-up order follows ztunnel: readiness first (reporting "not ready"), then config, then the
  * workload proxies (each after its certificate), then admin; ready once config is loaded and
  * every local workload's proxy is up.
@@ -10,8 +11,15 @@
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Gauge } from 'prom-client';
+import { assertCaptureSupported } from './capture/index.js';
 import type { Config } from './config.js';
-import { FileConfigSource, type ConfigSource, type MeshSnapshot } from './config-source/index.js';
+import {
+  FileConfigSource,
+  NETNS_ANNOTATION,
+  buildPodNetnsIndex,
+  type ConfigSource,
+  type MeshSnapshot,
+} from './config-source/index.js';
 import { MeshError } from './errors.js';
 import { HbonePool } from './hbone/index.js';
 import { CertificateManager, LocalCaSource, MeshCa } from './identity/index.js';
@@ -32,9 +40,11 @@ import {
   ConnectionManager,
   DEFAULT_ILLEGAL_PORTS,
   LoopbackSocketFactory,
+  NetnsSocketFactory,
   ProxyManager,
   TrafficMetrics,
   type ProxyInputs,
+  type SocketFactory,
 } from './ztunnel/index.js';
 
 export const VERSION_INFO = { component: 'ztunnel' };
@@ -73,6 +83,11 @@ export interface ZtunnelOptions {
   caDir: string;
   version: string;
   logger: Logger;
+  /**
+   * Capture mode (Linux, root): each pod's listeners are made inside its network namespace (Pod
+   * annotation meshd.io/netns) and its traffic arrives by iptables REDIRECT. Default: local mode.
+   */
+  capture?: boolean;
   /** Called once the daemon has drained after SIGTERM or /quitquitquit. */
   onExit?: (graceful: boolean) => void;
 }
@@ -87,6 +102,7 @@ export interface Ztunnel {
 export async function buildZtunnel(opts: ZtunnelOptions): Promise<Ztunnel> {
   const { config, logger } = opts;
   const log = logger.child({ component: 'ztunnel', node: opts.nodeName });
+  if (opts.capture) assertCaptureSupported();
   const registry = createRegistry({ processMetrics: true, component: 'ztunnel', version: opts.version });
   const readiness = new Readiness();
   readiness.register('config');
@@ -134,7 +150,7 @@ export async function buildZtunnel(opts: ZtunnelOptions): Promise<Ztunnel> {
     pool,
     metrics: new TrafficMetrics(registry),
     connections,
-    sockets: new LoopbackSocketFactory(),
+    sockets: opts.capture ? buildNetnsSockets(() => snapshot) : new LoopbackSocketFactory(),
     logger: log,
     accessLog: logger.child({ component: 'access' }),
     illegalPorts: DEFAULT_ILLEGAL_PORTS,
@@ -201,6 +217,7 @@ export async function buildZtunnel(opts: ZtunnelOptions): Promise<Ztunnel> {
   log.info(
     {
       generation: snapshot.generation,
+      mode: opts.capture ? 'capture' : 'local',
       workloads: proxies.dump(),
       admin: adminAddr.port,
       metrics: metricsAddr.port,
@@ -214,6 +231,23 @@ export async function buildZtunnel(opts: ZtunnelOptions): Promise<Ztunnel> {
     addresses: { admin: adminAddr, metrics: metricsAddr, readiness: readinessAddr },
     shutdown,
   };
+}
+
+/** Capture mode's sockets: each pod's netns comes from its annotation in the snapshot in force. */
+function buildNetnsSockets(current: () => MeshSnapshot): SocketFactory {
+  const indexes = new WeakMap<MeshSnapshot, ReadonlyMap<string, string>>();
+  return new NetnsSocketFactory({
+    findNetns: (w) => {
+      const snapshot = current();
+      let index = indexes.get(snapshot);
+      if (!index) {
+        index = buildPodNetnsIndex(snapshot.objects);
+        indexes.set(snapshot, index);
+      }
+      return index.get(`${w.namespace}/${w.name}`);
+    },
+    missingNetnsHint: `annotate the Pod with ${NETNS_ANNOTATION}: <netns name or path>; capture mode makes the pod's listeners inside that network namespace`,
+  });
 }
 
 function buildConfigDump(

@@ -8,3 +8,4 @@ export {
   setMark,
   type OriginalDst,
 } from './native.js';
+export { assertCaptureSupported, type CaptureSupportDeps } from './support.js';

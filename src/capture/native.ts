@@ -15,7 +15,7 @@ export interface OriginalDst {
 interface NativeModule {
   getOriginalDst(fd: number): OriginalDst;
   setMark(fd: number, mark: number): void;
-  openSocket(netnsPath: string | null, family: 4 | 6, mark: number): number;
+  openSocket(netnsPath: string | null, family: 4 | 6, mark: number, transparent: number): number;
   listenSocket(
     netnsPath: string | null,
     host: string,
@@ -71,9 +71,13 @@ export function setMark(fd: number, mark: number): void {
   load().setMark(fd, mark);
 }
 
-/** A non-blocking TCP socket created inside `netnsPath` (or the current netns when null), marked. */
-export function openSocket(netnsPath: string | null, family: 4 | 6, mark = 0): number {
-  return load().openSocket(netnsPath, family, mark);
+/**
+ * A non-blocking TCP socket created inside `netnsPath` (or the current netns when null), marked.
+ * `transparent` sets IP_TRANSPARENT, so the socket may bind a non-local source address (the
+ * original client's IP when dialing the app on its behalf).
+ */
+export function openSocket(netnsPath: string | null, family: 4 | 6, mark = 0, transparent = false): number {
+  return load().openSocket(netnsPath, family, mark, transparent ? 1 : 0);
 }
 
 /** A bound, listening TCP socket inside `netnsPath` (or the current netns when null). */

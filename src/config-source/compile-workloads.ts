@@ -17,6 +17,7 @@
 import type { Workload } from '../state/index.js';
 import { type Compilation, type NamespaceInfo, type PodInfo } from './compile-types.js';
 import type { ObjectContext } from './fields.js';
+import { checkPodNetns } from './pod-netns.js';
 
 export const DATAPLANE_MODE_LABEL = 'istio.io/dataplane-mode';
 export const GATEWAY_NAME_LABEL = 'gateway.networking.k8s.io/gateway-name';
@@ -135,6 +136,7 @@ function isReady(ctx: ObjectContext): boolean {
 }
 
 export function compilePod(c: Compilation, ctx: ObjectContext): void {
+  checkPodNetns(ctx);
   const spec = ctx.spec;
   const node = ctx.str(spec.nodeName, 'spec.nodeName');
   if (node === undefined || node === '') {

@@ -20,5 +20,6 @@ export {
   WAYPOINT_FOR_LABEL,
   WAYPOINT_CLASS,
 } from './compile-waypoints.js';
+export { NETNS_ANNOTATION, NETNS_DIR, buildPodNetnsIndex, parseNetnsAnnotation } from './pod-netns.js';
 export type { ConfigSource, MeshSnapshot } from './source.js';
 export { FileConfigSource, type FileConfigSourceOptions } from './file-source.js';

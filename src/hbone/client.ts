@@ -21,7 +21,7 @@ import { clientTlsOptions } from '../identity/index.js';
 import { TCP_KEEPALIVE_MS } from './dial.js';
 import { formatAuthority } from './headers.js';
 import { applyConnectionWindow, clientSettings } from './session-options.js';
-import type { HboneRequestHeaders, SocketAddress } from './types.js';
+import type { HboneRequestHeaders, SocketAddress, SocketConnector } from './types.js';
 
 /** A CONNECT answered with something other than 200. */
 export class HboneStatusError extends MeshError {
@@ -54,6 +54,8 @@ export interface HboneSessionDial {
   initialMaxStreams: number;
   connectTimeoutMs: number;
   tlsHandshakeTimeoutMs: number;
+  /** Opens the TCP connection; net.connect when absent. */
+  connectSocket?: SocketConnector;
 }
 
 export interface HboneSession {
@@ -68,14 +70,18 @@ export function fetchHboneSession(d: HboneSessionDial): Promise<HboneSession> {
   return new Promise((resolve, reject) => {
     let phase: 'connect' | 'tls' | 'settings' | 'done' = 'connect';
     let session: http2.ClientHttp2Session | undefined;
-    const tcp = net.connect({
-      host: d.dst.ip,
-      port: d.dst.port,
-      localAddress: d.sourceIp,
-      noDelay: true,
-      keepAlive: true,
-      keepAliveInitialDelay: TCP_KEEPALIVE_MS,
-    });
+    let tcp: net.Socket;
+    try {
+      tcp = openTcp(d);
+    } catch (err) {
+      reject(
+        new MeshError('MESH_ERR_HBONE_CONNECT', `cannot connect to ${addr}: ${errorMessage(err)}`, {
+          cause: err,
+          hint: 'check that the source pod can open sockets (its network namespace exists)',
+        }),
+      );
+      return;
+    }
     const socket = tls.connect({ ...clientTlsOptions(d.secureContext, d.expectedIdentities), socket: tcp });
     const fail = (err: MeshError): void => {
       if (phase === 'done') return;
@@ -83,10 +89,10 @@ export function fetchHboneSession(d: HboneSessionDial): Promise<HboneSession> {
       clearTimeout(timer);
       socket.off('error', onSocketError);
       tcp.off('error', onSocketError);
-      socket.on('error', () => {});
-      tcp.on('error', () => {});
+      socket.on('error', ignore);
+      tcp.on('error', ignore);
       if (session) {
-        session.on('error', () => {});
+        session.on('error', ignore);
         session.destroy();
       }
       socket.destroy();
@@ -179,14 +185,39 @@ export function fetchHboneSession(d: HboneSessionDial): Promise<HboneSession> {
         clearTimeout(timer);
         s.removeAllListeners('error');
         s.removeAllListeners('close');
+        // Until the pool attaches its own listeners, an error must not go unhandled.
+        s.on('error', ignore);
         socket.off('error', onSocketError);
         tcp.off('error', onSocketError);
-        // The TLS socket and the session report failures from here on.
-        tcp.on('error', () => {});
+        tcp.on('error', ignore);
         resolve({ session: s, socket });
       });
     });
   });
+}
+
+function openTcp(d: HboneSessionDial): net.Socket {
+  if (!d.connectSocket) {
+    return net.connect({
+      host: d.dst.ip,
+      port: d.dst.port,
+      localAddress: d.sourceIp,
+      noDelay: true,
+      keepAlive: true,
+      keepAliveInitialDelay: TCP_KEEPALIVE_MS,
+    });
+  }
+  const tcp = d.connectSocket({
+    host: d.dst.ip,
+    port: d.dst.port,
+    ...(d.sourceIp !== undefined ? { localAddress: d.sourceIp } : {}),
+  });
+  tcp.setNoDelay(true);
+  tcp.setKeepAlive(true, TCP_KEEPALIVE_MS);
+  // TLS and HTTP/2 need the socket to close when the peer's FIN arrives: on a half-open socket
+  // the session never learns that its peer is gone (CLOSE-WAIT, streams waiting forever).
+  tcp.allowHalfOpen = false;
+  return tcp;
 }
 
 function tlsError(addr: string, phase: string, err: Error): MeshError {
@@ -197,12 +228,17 @@ function tlsError(addr: string, phase: string, err: Error): MeshError {
   });
 }
 
-/** Open a CONNECT stream for `authority`; resolves once the server answered 200. */
+/**
+ * Open a CONNECT stream for `authority`; resolves once the server answered 200. `onOpen` runs
+ * synchronously on the 200, before anything else can observe the stream: a 'close' or 'error'
+ * that follows in the same read must not slip past listeners attached after the await.
+ */
 export function openConnectStream(
   session: http2.ClientHttp2Session,
   authority: string,
   headers: HboneRequestHeaders,
   peer: string,
+  onOpen: (stream: http2.ClientHttp2Stream) => void,
 ): Promise<http2.ClientHttp2Stream> {
   return new Promise((resolve, reject) => {
     const h: http2.OutgoingHttpHeaders = { ':method': 'CONNECT', ':authority': authority };
@@ -222,20 +258,26 @@ export function openConnectStream(
       settled = true;
       reject(sessionError(authority, peer, err));
     };
+    const onClose = (): void =>
+      onError(new Error(`stream closed before a response (code ${stream.rstCode})`));
     stream.on('error', onError);
-    stream.once('close', () =>
-      onError(new Error(`stream closed before a response (code ${stream.rstCode})`)),
-    );
+    stream.once('close', onClose);
     stream.once('response', (res) => {
       if (settled) return;
       settled = true;
       const status = Number(res[':status']);
       if (status !== 200) {
-        stream.close(http2.constants.NGHTTP2_CANCEL);
+        // Close our side gracefully rather than with RST_STREAM (servers rate-limit received
+        // resets); the error response ended theirs. onError stays attached (settled).
+        stream.resume();
+        stream.end();
         reject(new HboneStatusError(status, authority, peer));
         return;
       }
+      // Nothing of this request stays attached to a long-lived tunnel; the caller listens now.
       stream.off('error', onError);
+      stream.off('close', onClose);
+      onOpen(stream);
       resolve(stream);
     });
   });
@@ -262,3 +304,5 @@ export function isRefusedStream(err: unknown): boolean {
     (cause?.code === 'ERR_HTTP2_STREAM_ERROR' && /REFUSED_STREAM/.test(cause.message))
   );
 }
+
+function ignore(): void {}

@@ -9,14 +9,17 @@
  * - Each direction runs on its own until it ends. EOF on a readable ends the other side's
  *   writable (TCP FIN → END_STREAM, END_STREAM → FIN), and the other direction keeps flowing, so
  *   half-closed request/response protocols work.
- * - Backpressure: a reader is paused as soon as its writer's write() returns false and resumed
- *   on 'drain'. Nothing here buffers beyond the streams' own high-water marks (plus one chunk),
- *   and HTTP/2 flow-control windows bound what a peer can push at us.
+ * - Backpressure: a reader is paused once its writer holds more than a bound (the writer's
+ *   high-water mark, growing to 256 KiB and then 1 MiB as a transfer proves bulk) and resumed on
+ *   'drain'. Nothing here buffers beyond that bound plus one chunk per direction, and HTTP/2
+ *   flow-control windows bound what a peer can push at us.
  * - Benign endings count as EOF on read and as "this direction is done" on write: reset, broken
  *   pipe, premature close, RST_STREAM with NO_ERROR, CANCEL or STREAM_CLOSED. Other errors tear
  *   both sides down (destroy) and are reported in the result.
- * - `done` resolves exactly once, when both directions are done or on abort; both streams are
- *   destroyed by then. It never rejects.
+ * - `done` resolves exactly once, when both directions are done or on abort. By then a stream
+ *   that did not end cleanly both ways (or any stream, on abort or error) has been destroyed; a
+ *   stream that did closes by itself, so a clean HTTP/2 close sends no RST_STREAM. It never
+ *   rejects.
  */
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -50,7 +53,14 @@ export function isBenignCloseError(err: unknown): boolean {
   return code === 'ERR_HTTP2_STREAM_ERROR' && /NGHTTP2_STREAM_CLOSED|NGHTTP2_CANCEL/.test(err.message);
 }
 
-/** One direction: src → dst. */
+const KiB = 1024;
+/** Write-buffer bounds per direction (see Direction.limit). */
+const GROW_AFTER_SMALL = 128 * KiB;
+const GROW_AFTER_LARGE = 10 * 1024 * KiB;
+const BUFFER_MEDIUM = 256 * KiB;
+const BUFFER_LARGE = 1024 * KiB;
+
+/** One direction: src → dst. Its event handlers are the shared functions below. */
 class Direction {
   bytes = 0;
   /** dst finished or closed: nothing more will be written. */
@@ -58,42 +68,51 @@ class Direction {
   private eof = false;
 
   constructor(
-    private readonly src: Duplex,
-    private readonly dst: Duplex,
-    private readonly onDone: () => void,
+    readonly src: Duplex,
+    readonly dst: Duplex,
+    private readonly copy: BidiCopy,
   ) {}
 
-  readonly onData = (chunk: Buffer): void => {
+  onData(chunk: Buffer): void {
     if (this.done) return;
     this.bytes += chunk.length;
-    if (!this.dst.write(chunk)) this.src.pause();
-  };
+    this.dst.write(chunk);
+    if (this.dst.writableLength >= this.limit()) this.src.pause();
+  }
 
-  readonly onDrain = (): void => {
+  /**
+   * How much may sit in dst's write buffer before we stop reading src. It grows with the bytes
+   * copied, as ztunnel's buffers do (1 KiB → 16 KiB after 128 KiB → 256 KiB after 10 MiB): short
+   * and idle connections stay small, bulk transfers stop and start reading less often.
+   */
+  private limit(): number {
+    const b = this.bytes;
+    const floor = this.dst.writableHighWaterMark;
+    if (b < GROW_AFTER_SMALL) return floor;
+    return Math.max(floor, b < GROW_AFTER_LARGE ? BUFFER_MEDIUM : BUFFER_LARGE);
+  }
+
+  onDrain(): void {
     if (!this.done && !this.eof) this.src.resume();
-  };
+  }
 
   /** The source has nothing more to send: END_STREAM/FIN it onwards, then wait for 'finish'. */
-  readonly onEof = (): void => {
+  onEof(): void {
     if (this.eof || this.done) return;
     this.eof = true;
     if (this.dst.destroyed || this.dst.writableFinished) this.finish();
     else if (!this.dst.writableEnded) this.dst.end();
-  };
+  }
 
   /** The destination can take no more (finished, or closed under us). */
-  readonly finish = (): void => {
+  finish(): void {
     if (this.done) return;
     this.done = true;
     if (!this.src.destroyed) this.src.pause();
-    this.onDone();
-  };
+    this.copy.directionDone();
+  }
 
   start(): void {
-    this.src.on('data', this.onData);
-    this.src.on('end', this.onEof);
-    this.dst.on('drain', this.onDrain);
-    this.dst.on('finish', this.finish);
     if (this.dst.destroyed || this.dst.writableFinished) this.finish();
     else if (this.src.readableEnded || this.src.destroyed) this.onEof();
     // A 'data' listener does not resume a stream that was explicitly paused (an entry that
@@ -102,35 +121,89 @@ class Direction {
   }
 }
 
+/*
+ * Listeners are module-level functions shared by every copy, found through a symbol on each
+ * stream, instead of closures per copy: an idle tunnel then costs no function objects here.
+ */
+const kCopy = Symbol('hbone.copy');
+type CopyStream = Duplex & { [kCopy]?: BidiCopy };
+
+function copyOf(s: CopyStream): BidiCopy {
+  return s[kCopy]!;
+}
+function readingFrom(s: CopyStream): Direction {
+  const c = copyOf(s);
+  return s === c.down ? c.upward : c.downward;
+}
+function writingTo(s: CopyStream): Direction {
+  const c = copyOf(s);
+  return s === c.down ? c.downward : c.upward;
+}
+function onData(this: CopyStream, chunk: Buffer): void {
+  readingFrom(this).onData(chunk);
+}
+function onEnd(this: CopyStream): void {
+  readingFrom(this).onEof();
+}
+function onDrain(this: CopyStream): void {
+  writingTo(this).onDrain();
+}
+function onFinish(this: CopyStream): void {
+  writingTo(this).finish();
+}
+function onClose(this: CopyStream): void {
+  // Closed: nothing more to read from it (EOF onwards), nothing more can be written to it.
+  readingFrom(this).onEof();
+  writingTo(this).finish();
+}
+function onError(this: CopyStream, err: Error): void {
+  // A benign error is followed by 'close', which ends both directions on this stream.
+  if (!isBenignCloseError(err)) copyOf(this).abort(err);
+}
+
 /** A running copy; see the module comment for its guarantees. */
 export class BidiCopy {
-  readonly done: Promise<CopyResult>;
-  private readonly upward: Direction;
-  private readonly downward: Direction;
-  private settled = false;
+  /** @internal */ readonly upward: Direction;
+  /** @internal */ readonly downward: Direction;
+  private result: CopyResult | undefined;
   private error: Error | undefined;
-  private resolve!: (r: CopyResult) => void;
+  private promise: Promise<CopyResult> | undefined;
+  private resolve: ((r: CopyResult) => void) | undefined;
 
   constructor(
-    private readonly down: Duplex,
-    private readonly up: Duplex,
+    readonly down: Duplex,
+    readonly up: Duplex,
+    private readonly onDone?: (r: CopyResult) => void,
   ) {
-    this.done = new Promise((r) => (this.resolve = r));
-    this.upward = new Direction(down, up, this.maybeDone);
-    this.downward = new Direction(up, down, this.maybeDone);
-    for (const s of [down, up]) {
+    this.upward = new Direction(down, up, this);
+    this.downward = new Direction(up, down, this);
+    for (const s of [down, up] as CopyStream[]) {
+      s[kCopy] = this;
       if (s instanceof net.Socket) {
         // Half-close needs the socket to stay writable after the peer's FIN.
         s.allowHalfOpen = true;
-        if (!s.connecting) s.setNoDelay(true);
+        s.setNoDelay(true);
       }
+      s.on('error', onError);
+      s.on('close', onClose);
+      s.on('data', onData);
+      s.on('end', onEnd);
+      s.on('drain', onDrain);
+      s.on('finish', onFinish);
     }
-    down.on('error', this.onError);
-    up.on('error', this.onError);
-    down.on('close', this.onDownClose);
-    up.on('close', this.onUpClose);
     this.upward.start();
     this.downward.start();
+  }
+
+  /** Resolves once with the byte counts (and the error, if any); never rejects. */
+  get done(): Promise<CopyResult> {
+    if (this.result) return Promise.resolve(this.result);
+    this.promise ??= new Promise((r) => (this.resolve = r));
+    return this.promise;
+  }
+
+  get settled(): boolean {
+    return this.result !== undefined;
   }
 
   get bytesUp(): number {
@@ -150,46 +223,38 @@ export class BidiCopy {
 
   /** Tear both sides down now (for example a policy change that now denies the connection). */
   abort(reason: Error): void {
-    this.fail(reason);
-  }
-
-  private readonly onError = (err: Error): void => {
-    // A benign error is followed by 'close', which ends both directions on that stream.
-    if (!isBenignCloseError(err)) this.fail(err);
-  };
-
-  private readonly onDownClose = (): void => {
-    this.upward.onEof();
-    this.downward.finish();
-  };
-
-  private readonly onUpClose = (): void => {
-    this.downward.onEof();
-    this.upward.finish();
-  };
-
-  private readonly maybeDone = (): void => {
-    if (this.upward.done && this.downward.done) this.settle();
-  };
-
-  private fail(err: Error): void {
-    if (this.settled) return;
-    this.error = err;
+    if (this.result) return;
+    this.error = reason;
     this.settle();
   }
 
+  /** @internal */
+  directionDone(): void {
+    if (this.upward.done && this.downward.done) this.settle();
+  }
+
   private settle(): void {
-    if (this.settled) return;
-    this.settled = true;
-    this.down.destroy();
-    this.up.destroy();
+    if (this.result) return;
     const result: CopyResult = { bytesUp: this.upward.bytes, bytesDown: this.downward.bytes };
     if (this.error) result.error = this.error;
-    this.resolve(result);
+    this.result = result;
+    // Our error listener stays attached, so late errors from either side are swallowed.
+    // A stream that ended cleanly both ways closes by itself; it is not destroyed, so that an
+    // HTTP/2 stream not yet marked closed cannot send a needless RST_STREAM (nghttp2 servers
+    // answer received resets beyond a burst of 1000, then 33/s, with a GOAWAY that kills every
+    // tunnel on the connection).
+    for (const s of [this.down, this.up]) {
+      if (this.error || !(s.readableEnded && s.writableFinished)) s.destroy();
+    }
+    this.resolve?.(result);
+    this.onDone?.(result);
   }
 }
 
-/** Start copying between `down` (where the connection came from) and `up` (where it goes). */
-export function copyBidirectional(down: Duplex, up: Duplex): BidiCopy {
-  return new BidiCopy(down, up);
+/**
+ * Start copying between `down` (where the connection came from) and `up` (where it goes).
+ * `onDone`, if given, is called once with the result (as `done` resolves).
+ */
+export function copyBidirectional(down: Duplex, up: Duplex, onDone?: (r: CopyResult) => void): BidiCopy {
+  return new BidiCopy(down, up, onDone);
 }

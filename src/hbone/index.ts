@@ -3,18 +3,12 @@
  * The server takes an InboundPolicy callback for every decision; the pool takes fully resolved
  * requests (next hop, authority, expected identities).
  */
-export { HboneServer, type HboneServerOptions, type HboneServerSessionEvent } from './server.js';
-export {
-  HbonePool,
-  poolKey,
-  type HboneConnectRequest,
-  type HbonePoolOptions,
-  type PoolSessionEvent,
-  type PoolStats,
-} from './pool.js';
+export { HboneServer } from './server.js';
+export { poolKey, type HboneConnectRequest } from './pool-request.js';
+export { HbonePool, type HbonePoolOptions, type PoolSessionEvent, type PoolStats } from './pool.js';
 export { HboneStatusError } from './client.js';
 export { BidiCopy, copyBidirectional, isBenignCloseError, type CopyResult } from './copy.js';
-export { dialTcp } from './dial.js';
+export { TCP_KEEPALIVE_MS, dialTcp } from './dial.js';
 export {
   authorityToString,
   buildBaggage,
@@ -38,12 +32,15 @@ export type {
   DialTarget,
   Dialer,
   HboneRequestHeaders,
+  HboneServerOptions,
+  HboneServerSessionEvent,
   InboundDecision,
   InboundPolicy,
   InboundRequest,
   PeerIdentity,
   RejectedStream,
   SocketAddress,
+  SocketConnector,
   TunnelHandle,
   TunnelObserver,
   TunnelRecord,

@@ -3,14 +3,17 @@
  * eviction, dial serialization, keepalive, keys, shutdown, and the typed client errors.
  */
 import { EventEmitter, once } from 'node:events';
+import http2 from 'node:http2';
+import net, { type AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isMeshError, type MeshError } from '../errors.js';
 import { MeshCa, issueWorkloadCertificate } from '../identity/index.js';
 import { createRegistry, readMetric } from '../telemetry/metrics.js';
 import { HboneStatusError } from './client.js';
-import { HbonePool, poolKey, type HbonePoolOptions, type PoolSessionEvent } from './pool.js';
-import type { HboneServer, HboneServerSessionEvent } from './server.js';
+import { HbonePool, type HbonePoolOptions, type PoolSessionEvent } from './pool.js';
+import { poolKey } from './pool-request.js';
+import type { HboneServer } from './server.js';
 import {
   ID_CLIENT,
   ID_SERVER,
@@ -23,8 +26,8 @@ import {
   testHttp2,
   withinMs,
 } from './test-helpers/mesh.js';
-import { connectRequest, startBlackhole, startRelay } from './test-helpers/tunnel.js';
-import type { InboundDecision, InboundRequest } from './types.js';
+import { connectRequest, startBlackhole, startOutbound, startRelay } from './test-helpers/tunnel.js';
+import type { DialTarget, HboneServerSessionEvent, InboundDecision, InboundRequest } from './types.js';
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -155,6 +158,40 @@ describe('HbonePool sharing and caps', () => {
     cleanups.push(() => s.destroy());
     expect(seen).toBe('127.0.0.3');
   });
+
+  it("opens a new session's TCP connection through the request's connectSocket, once per session", async () => {
+    let seen = '';
+    const srv = await echoServer({}, (req) => {
+      seen = req.peerAddress.ip;
+      return undefined;
+    });
+    const { pool: p } = pool();
+    const dials: DialTarget[] = [];
+    const connectSocket = (t: DialTarget) => {
+      dials.push(t);
+      return net.connect({ host: t.host, port: t.port, localAddress: t.localAddress });
+    };
+    const streams = await Promise.all(
+      [1, 2, 3].map(() => p.connect(connectRequest(srv.port, { sourceIp: '127.0.0.4', connectSocket }))),
+    );
+    for (const s of streams) cleanups.push(() => s.destroy());
+    expect(dials).toEqual([{ host: '127.0.0.1', port: srv.port, localAddress: '127.0.0.4' }]);
+    expect(seen).toBe('127.0.0.4');
+    expect(await roundTrip(streams[0] as Duplex, 'ping')).toBe('ping');
+  });
+
+  it('notices a peer that goes away even when connectSocket hands over a half-open socket', async () => {
+    const srv = await echoServer();
+    const { pool: p } = pool();
+    // A connector that (wrongly for TLS) allows half-open: the peer's FIN must still end the session.
+    const connectSocket = (t: DialTarget) => net.connect({ host: t.host, port: t.port, allowHalfOpen: true });
+    const tunnel = await p.connect(connectRequest(srv.port, { connectSocket }));
+    cleanups.push(() => tunnel.destroy());
+    const closed = once(tunnel, 'close');
+    await srv.server.close();
+    await withinMs(2_000, 'the tunnel to close after its peer went away', closed);
+    expect(p.stats()).toMatchObject({ sessions: 0, streams: 0 });
+  });
 });
 
 describe('HbonePool session lifecycle', () => {
@@ -181,6 +218,35 @@ describe('HbonePool session lifecycle', () => {
     await withinMs(3_000, 'old server drained', drained);
     expect(second.sessionCount).toBe(1);
     expect(p.stats().sessions).toBe(1);
+  });
+
+  it('1,100 cleanly closed tunnels send no RST_STREAM: the session survives nghttp2 reset limits', async () => {
+    // A Node (nghttp2) server answers more than 1,000 received resets in a burst with
+    // GOAWAY(INTERNAL_ERROR). Clean closes (END_STREAM both ways) must not reset anything.
+    const srv = await echoServer();
+    const { pool: p, log } = pool();
+    // Through an outbound entry, so the client-side copy's teardown is exercised as well.
+    const entry = await startOutbound(p, () => connectRequest(srv.port));
+    cleanups.push(() => entry.close());
+    const one = async (): Promise<void> => {
+      const s = net.connect({ port: entry.port, host: '127.0.0.1', allowHalfOpen: true });
+      s.on('error', () => {});
+      const closed = closeOf(s);
+      s.end('x');
+      expect((await readAll(s)).toString()).toBe('x');
+      s.end();
+      await closed;
+    };
+    let left = 1100;
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        while (left-- > 0) await one();
+      }),
+    );
+    expect(log.filter((e) => e.kind === 'goaway')).toEqual([]);
+    expect(await srv.handshakes()).toBe(1);
+    expect(p.stats()).toMatchObject({ sessions: 1 });
+    expect(entry.errors).toEqual([]);
   });
 
   it('evicts an idle session after the idle timeout', async () => {
@@ -338,6 +404,19 @@ describe('HbonePool client errors', () => {
     expect(await readMetric(registry, 'meshd_hbone_dial_failures_total', { reason: 'connect' })).toBe(1);
   });
 
+  it('a connectSocket that throws is a failed connect (MESH_ERR_HBONE_CONNECT)', async () => {
+    const { pool: p } = pool();
+    const connectSocket = () => {
+      throw new Error('open(netns): No such file or directory');
+    };
+    await expectError(
+      p.connect(connectRequest(1, { connectSocket })),
+      'MESH_ERR_HBONE_CONNECT',
+      /No such file or directory/,
+    );
+    expect(p.stats()).toMatchObject({ sessions: 0, dialsInFlight: 0 });
+  });
+
   it('a connect that times out says so and names port 15008 policies', async () => {
     const hole = await startBlackhole();
     cleanups.push(() => hole.close());
@@ -382,3 +461,105 @@ async function startHboneOnPort(port: number, policy: () => InboundDecision): Pr
   cleanups.push(() => server.close());
   return server;
 }
+
+/** A plain node:http2 peer with the server's certificate; `onStream` answers each CONNECT. */
+async function rawPeer(
+  onStream: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void,
+): Promise<number> {
+  const cert = certFor(ID_SERVER);
+  const peer = http2.createSecureServer({
+    cert: cert.chainPem.join(''),
+    key: cert.keyPem,
+    ca: cert.rootsPem,
+    requestCert: true,
+    minVersion: 'TLSv1.3',
+  });
+  peer.on('stream', onStream);
+  peer.listen(0, '127.0.0.1');
+  await once(peer, 'listening');
+  cleanups.push(() => peer.close());
+  return (peer.address() as AddressInfo).port;
+}
+
+describe('HbonePool against a misbehaving peer', () => {
+  it('a reset right after the 200 neither crashes nor leaks a stream slot', async () => {
+    const port = await rawPeer((stream) => {
+      stream.on('error', () => {});
+      stream.respond({ ':status': 200 });
+      stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+    });
+    const { pool: p } = pool();
+    for (let i = 0; i < 5; i++) {
+      const s = await p.connect(connectRequest(port)).catch(() => undefined);
+      if (s && !s.destroyed) await closeOf(s);
+    }
+    expect(p.stats().streams).toBe(0);
+  });
+});
+
+describe('HbonePool dial bounds', () => {
+  it('fails instead of redialing forever when every new session is closed at once', async () => {
+    const cert = certFor(ID_SERVER);
+    const peer = http2.createSecureServer({
+      cert: cert.chainPem.join(''),
+      key: cert.keyPem,
+      ca: cert.rootsPem,
+      requestCert: true,
+      minVersion: 'TLSv1.3',
+    });
+    let sessions = 0;
+    peer.on('session', (s) => {
+      sessions++;
+      s.close(); // GOAWAY right after the preface
+    });
+    peer.listen(0, '127.0.0.1');
+    await once(peer, 'listening');
+    cleanups.push(() => peer.close());
+    const { pool: p } = pool();
+    await expect(p.connect(connectRequest((peer.address() as AddressInfo).port))).rejects.toMatchObject({
+      code: 'MESH_ERR_HBONE_SESSION',
+    });
+    expect(sessions).toBeGreaterThanOrEqual(1);
+    expect(sessions).toBeLessThanOrEqual(3);
+  });
+
+  it('serves a burst of 250 first callers from three sessions (a filled session is progress)', async () => {
+    const srv = await echoServer();
+    const { pool: p } = pool();
+    const streams = await openMany(p, srv.port, 250);
+    expect(streams).toHaveLength(250);
+    expect(p.stats().sessions).toBe(3);
+    expect(await srv.handshakes()).toBe(3);
+  });
+});
+
+describe('HbonePool HTTP/2 settings (DESIGN)', () => {
+  it('sends 4 MiB stream window, 1 MiB frames, 16 KiB headers, push off, and a 16 MiB connection window', async () => {
+    // An independent peer: a plain node:http2 server with the server's certificate.
+    const seen: Array<{ settings: http2.Settings; window: number; method?: string; authority?: string }> = [];
+    const port = await rawPeer((stream, headers) => {
+      const session = stream.session!;
+      seen.push({
+        settings: session.remoteSettings,
+        window: session.state.remoteWindowSize ?? 0,
+        method: headers[':method'],
+        authority: headers[':authority'],
+      });
+      stream.respond({ ':status': 200 });
+    });
+    const { pool: p } = pool();
+    const s = await p.connect(connectRequest(port, { authority: '10.1.2.3:8080' }));
+    cleanups.push(() => s.destroy());
+    expect(seen[0]).toMatchObject({
+      settings: {
+        initialWindowSize: 4 * 1024 * 1024,
+        maxFrameSize: 1024 * 1024,
+        maxHeaderListSize: 16 * 1024,
+        enablePush: false,
+      },
+      window: 16 * 1024 * 1024,
+      method: 'CONNECT',
+      authority: '10.1.2.3:8080',
+    });
+  });
+});

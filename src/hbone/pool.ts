@@ -16,7 +16,6 @@
  * - After close()/destroy() the pool dials nothing and rejects new requests.
  */
 import type http2 from 'node:http2';
-import { isIP } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type tls from 'node:tls';
 import type { Registry } from 'prom-client';
@@ -25,27 +24,10 @@ import { MeshError, errorMessage } from '../errors.js';
 import { buildSecureContext, type WorkloadCertificate } from '../identity/index.js';
 import { silentLogger, type Logger } from '../telemetry/logger.js';
 import { HboneStatusError, fetchHboneSession, isRefusedStream, openConnectStream } from './client.js';
-import { canonicalIp, formatAuthority } from './headers.js';
-import { HboneMetrics, type DialFailureReason } from './metrics.js';
+import { formatAuthority } from './headers.js';
+import { HboneMetrics } from './metrics.js';
+import { dialFailureReason, poolKey, validateRequest, type HboneConnectRequest } from './pool-request.js';
 import { Keepalive, watchSession } from './session-options.js';
-import type { HboneRequestHeaders, SocketAddress } from './types.js';
-
-export interface HboneConnectRequest {
-  source: {
-    /** SPIFFE URI of the source workload; must be `cert.uri`. */
-    identity: string;
-    cert: WorkloadCertificate;
-  };
-  /** Acceptable server identities (workload identity plus service SANs), in a stable order. */
-  expectedIdentities: readonly string[];
-  /** The TCP next hop, for example podIP:15008. */
-  dst: SocketAddress;
-  /** Local address to bind (local mode: the source pod's loopback IP). */
-  sourceIp?: string;
-  /** The CONNECT `:authority`. */
-  authority: string;
-  headers: HboneRequestHeaders;
-}
 
 export interface HbonePoolOptions {
   http2?: Http2Config;
@@ -81,6 +63,8 @@ class PooledSession {
   maxStreams: number;
   idleTimer: NodeJS.Timeout | undefined;
   readonly keepalive: Keepalive;
+  /** One 'close' listener shared by all of this session's streams (no closure per tunnel). */
+  onStreamClose: () => void = () => {};
 
   constructor(
     readonly id: number,
@@ -104,9 +88,12 @@ class PooledSession {
   }
 }
 
+/** Fresh sessions lost before any stream that one caller tolerates (see checkout). */
+const MAX_WASTED_DIALS = 3;
+
 class KeyEntry {
   readonly sessions: PooledSession[] = [];
-  dialing: Promise<void> | undefined;
+  dialing: Promise<PooledSession | undefined> | undefined;
 }
 
 export class HbonePool {
@@ -147,7 +134,14 @@ export class HbonePool {
       const ps = await this.checkout(key, req);
       let stream: http2.ClientHttp2Stream;
       try {
-        stream = await openConnectStream(ps.session, req.authority, req.headers, peer);
+        stream = await openConnectStream(ps.session, req.authority, req.headers, peer, (s) => {
+          this.metrics.recordResponse('outbound', 200);
+          this.metrics.recordStreamOpened('outbound');
+          s.once('close', ps.onStreamClose);
+          // Until the caller listens, a reset right after the 200 must not crash the process;
+          // the caller sees such a stream as already ended.
+          s.on('error', ignoreError);
+        });
       } catch (err) {
         this.release(ps);
         if (err instanceof HboneStatusError) this.metrics.recordResponse('outbound', err.status);
@@ -157,12 +151,6 @@ export class HbonePool {
         }
         throw err;
       }
-      this.metrics.recordResponse('outbound', 200);
-      this.metrics.recordStreamOpened('outbound');
-      stream.once('close', () => {
-        this.metrics.recordStreamClosed('outbound');
-        this.release(ps);
-      });
       return stream;
     }
   }
@@ -213,6 +201,7 @@ export class HbonePool {
 
   /** A session with a free stream slot for `key`, reserved for the caller. */
   private async checkout(key: string, req: HboneConnectRequest): Promise<PooledSession> {
+    let wasted = 0;
     for (;;) {
       if (this.closed) throw new MeshError('MESH_ERR_HBONE_SESSION', 'the HBONE pool is closed');
       let entry = this.entries.get(key);
@@ -226,11 +215,24 @@ export class HbonePool {
         this.entries.set(key, entry);
       }
       entry.dialing ??= this.dial(key, entry, req);
-      await entry.dialing;
+      const fresh = await entry.dialing;
+      // A fresh session that went away before serving anyone (GOAWAY on connect) is wasted; a
+      // peer that keeps doing that must not keep a caller dialing forever. A session filled by
+      // other waiters is progress, not waste.
+      if (fresh && !fresh.usable && fresh.active === 0 && ++wasted >= MAX_WASTED_DIALS)
+        throw new MeshError(
+          'MESH_ERR_HBONE_SESSION',
+          `HBONE peer ${formatAuthority(req.dst.ip, req.dst.port)} closed ${wasted} new sessions before any stream`,
+          { hint: 'the peer closes or refuses new sessions right away; is it draining?' },
+        );
     }
   }
 
-  private async dial(key: string, entry: KeyEntry, req: HboneConnectRequest): Promise<void> {
+  private async dial(
+    key: string,
+    entry: KeyEntry,
+    req: HboneConnectRequest,
+  ): Promise<PooledSession | undefined> {
     try {
       const { session, socket } = await fetchHboneSession({
         dst: req.dst,
@@ -241,12 +243,19 @@ export class HbonePool {
         initialMaxStreams: this.cfg.maxStreamsPerConnection,
         connectTimeoutMs: this.connectTimeoutMs,
         tlsHandshakeTimeoutMs: this.tlsHandshakeTimeoutMs,
+        ...(req.connectSocket ? { connectSocket: req.connectSocket } : {}),
       });
       if (this.closed) {
         session.destroy();
-        return;
+        return undefined;
       }
-      this.adopt(key, entry, session, socket);
+      if (session.closed || session.destroyed) {
+        throw new MeshError(
+          'MESH_ERR_HBONE_SESSION',
+          `HBONE peer ${formatAuthority(req.dst.ip, req.dst.port)} closed the session at once`,
+        );
+      }
+      return this.adopt(key, entry, session, socket);
     } catch (err) {
       this.metrics.recordDialFailure('outbound', dialFailureReason(err));
       this.log.debug({ key, err: errorMessage(err) }, 'HBONE dial failed');
@@ -262,7 +271,7 @@ export class HbonePool {
     entry: KeyEntry,
     session: http2.ClientHttp2Session,
     socket: tls.TLSSocket,
-  ): void {
+  ): PooledSession {
     const ps = new PooledSession(
       this.nextId++,
       key,
@@ -271,6 +280,10 @@ export class HbonePool {
       this.cfg.maxStreamsPerConnection,
       this.http2,
     );
+    ps.onStreamClose = () => {
+      this.metrics.recordStreamClosed('outbound');
+      this.release(ps);
+    };
     entry.sessions.push(ps);
     this.all.add(ps);
     this.metrics.recordSessionOpened('outbound');
@@ -298,6 +311,7 @@ export class HbonePool {
       this.emit({ kind: 'closed', key, sessionId: ps.id, ...(error ? { error } : {}) });
       if (this.all.size === 0) for (const w of this.closeWaiters.splice(0)) w();
     });
+    return ps;
   }
 
   private reserve(ps: PooledSession): void {
@@ -364,48 +378,4 @@ export class HbonePool {
   }
 }
 
-/** The pool key, ztunnel's WorkloadKey: (source identity, expected identities, dst, source IP). */
-export function poolKey(
-  req: Pick<HboneConnectRequest, 'source' | 'expectedIdentities' | 'dst' | 'sourceIp'>,
-): string {
-  return [
-    req.source.identity,
-    req.expectedIdentities.join(','),
-    formatAuthority(canonicalIp(req.dst.ip), req.dst.port),
-    req.sourceIp ? canonicalIp(req.sourceIp) : '',
-  ].join('|');
-}
-
-function validateRequest(req: HboneConnectRequest): void {
-  const bad = (what: string, hint: string): MeshError =>
-    new MeshError('MESH_ERR_INVALID_ARGUMENT', `HBONE connect: ${what}`, { hint });
-  if (req.source.identity !== req.source.cert.uri)
-    throw bad(
-      `source identity ${req.source.identity} is not the certificate's (${req.source.cert.uri})`,
-      'pass the certificate of the source workload',
-    );
-  if (req.expectedIdentities.length === 0)
-    throw bad('no expected server identity', 'pass the destination workload identity (and service SANs)');
-  if (isIP(req.dst.ip) === 0)
-    throw bad(`next hop "${req.dst.ip}" is not an IP address`, 'dial HBONE peers by IP');
-  if (!Number.isInteger(req.dst.port) || req.dst.port < 1 || req.dst.port > 65535)
-    throw bad(`next hop port ${req.dst.port} is invalid`, 'use the peer HBONE port, normally 15008');
-  if (req.sourceIp !== undefined && isIP(req.sourceIp) === 0)
-    throw bad(`source IP "${req.sourceIp}" is not an IP address`, 'pass the source pod IP or nothing');
-}
-
-function dialFailureReason(err: unknown): DialFailureReason {
-  if (!(err instanceof MeshError)) return 'session';
-  switch (err.code) {
-    case 'MESH_ERR_HBONE_CONNECT_TIMEOUT':
-      return 'connect_timeout';
-    case 'MESH_ERR_HBONE_CONNECT':
-      return 'connect';
-    case 'MESH_ERR_HBONE_IDENTITY':
-      return 'identity';
-    case 'MESH_ERR_HBONE_TLS':
-      return 'tls';
-    default:
-      return 'session';
-  }
-}
+function ignoreError(): void {}

@@ -428,3 +428,20 @@ describe('HBONE server lifecycle', () => {
     expect(f.server.sessionCount).toBe(0);
   });
 });
+
+describe('HBONE server HTTP/2 settings (DESIGN)', () => {
+  it('advertises 4 MiB stream window, 1 MiB frames, 200 streams, 64 KiB headers, and a 16 MiB connection window', async () => {
+    const f = await fixture(() => ({ ok: false, status: 503, reason: 'settings probe' }));
+    const s = session(f.port);
+    const [settings] = (await once(s, 'remoteSettings')) as [http2.Settings];
+    expect(settings).toMatchObject({
+      initialWindowSize: 4 * 1024 * 1024,
+      maxFrameSize: 1024 * 1024,
+      maxConcurrentStreams: 200,
+      maxHeaderListSize: 64 * 1024,
+    });
+    // The connection WINDOW_UPDATE follows the SETTINGS, before any response.
+    expect((await rawRequest(s, connect('127.0.0.1:80'))).status).toBe(503);
+    expect(s.state.remoteWindowSize).toBe(16 * 1024 * 1024);
+  });
+});

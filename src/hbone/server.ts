@@ -16,7 +16,6 @@
 import http2 from 'node:http2';
 import type net from 'node:net';
 import type tls from 'node:tls';
-import type { Registry } from 'prom-client';
 import { DEFAULT_CONFIG, type Http2Config } from '../config.js';
 import { MeshError, errorMessage } from '../errors.js';
 import {
@@ -26,14 +25,16 @@ import {
   type WorkloadCertificate,
 } from '../identity/index.js';
 import { silentLogger, type Logger } from '../telemetry/logger.js';
-import { copyBidirectional, type BidiCopy } from './copy.js';
+import type { CopyResult } from './copy.js';
+import { InboundTunnel, buildRecord } from './inbound-tunnel.js';
 import { dialTcp } from './dial.js';
 import { buildTraceparent, canonicalIp, isTraceparent } from './headers.js';
 import { buildInboundCheck } from './inbound-check.js';
 import { HboneMetrics } from './metrics.js';
 import { Keepalive, applyConnectionWindow, serverSettings, watchSession } from './session-options.js';
 import type {
-  DialTarget,
+  HboneServerOptions,
+  HboneServerSessionEvent,
   Dialer,
   InboundDecision,
   InboundPolicy,
@@ -41,40 +42,8 @@ import type {
   PeerIdentity,
   RejectedStream,
   SocketAddress,
-  TunnelHandle,
   TunnelObserver,
-  TunnelRecord,
 } from './types.js';
-
-export interface HboneServerOptions {
-  /** The certificate of the workload that owns this listener. */
-  certificate: WorkloadCertificate;
-  /** Decides, per CONNECT stream, where it may go (or 401/503). */
-  policy: InboundPolicy;
-  http2?: Http2Config;
-  /** Upstream dial timeout: 10 s by default, as ztunnel. */
-  connectTimeoutMs?: number;
-  /** A client that has not finished TLS in this time is closed: 10 s by default. */
-  tlsHandshakeTimeoutMs?: number;
-  /** Opens the upstream connection; net.connect by default. */
-  dialer?: Dialer;
-  /** Require an IP authority to be the listener's IP (default true; a waypoint turns it off). */
-  requireLocalAuthority?: boolean;
-  registry?: Registry;
-  logger?: Logger;
-  /** Streams answered 400 by the protocol checks, for access logs. */
-  onStreamRejected?: (rejected: RejectedStream) => void;
-  /** Session lifecycle (after admission), for logs and tests. */
-  onSessionEvent?: (e: HboneServerSessionEvent) => void;
-}
-
-export interface HboneServerSessionEvent {
-  kind: 'opened' | 'closed';
-  peer: PeerIdentity;
-  peerAddress: SocketAddress;
-  /** Why the session ended, when it ended on an error (for example an unanswered PING). */
-  error?: string;
-}
 
 const PEER = Symbol('hbone.peer');
 /** Set on an admitted TLS socket; read through the session's socket proxy. */
@@ -90,32 +59,6 @@ interface SessionState {
 
 function headerString(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
-}
-
-class InboundTunnel implements TunnelHandle {
-  constructor(
-    readonly connectionId: string,
-    readonly request: InboundRequest,
-    readonly target: DialTarget,
-    readonly startedAtMs: number,
-    private readonly copy: BidiCopy,
-  ) {}
-
-  get bytesUp(): number {
-    return this.copy.bytesUp;
-  }
-
-  get bytesDown(): number {
-    return this.copy.bytesDown;
-  }
-
-  bufferedBytes(): number {
-    return this.copy.bufferedBytes();
-  }
-
-  close(reason: string): void {
-    this.copy.abort(new Error(reason));
-  }
 }
 
 export class HboneServer {
@@ -167,7 +110,7 @@ export class HboneServer {
   }
 
   /** Listen on {host, port} (local mode) or {fd} (a socket made in the pod's netns). */
-  listen(options: net.ListenOptions): Promise<net.AddressInfo> {
+  listen(options: net.ListenOptions | { fd: number }): Promise<net.AddressInfo> {
     return new Promise((resolve, reject) => {
       const onError = (err: Error): void => {
         reject(
@@ -314,13 +257,22 @@ export class HboneServer {
       return;
     }
     this.metrics.recordStreamOpened('inbound');
-    stream.once('close', () => this.metrics.recordStreamClosed('inbound'));
+    stream.once('close', this.onStreamClose);
     // A peer reset must never surface as an unhandled 'error'; the copy handles it once it runs.
-    stream.on('error', (err) => this.log.debug({ err: err.message }, 'HBONE stream error'));
+    stream.on('error', this.onStreamError);
     void this.proxyStream(stream, headers, state);
   };
 
-  /** One CONNECT stream, in DESIGN's order: checks, policy, dial, 200, copy. */
+  private readonly onStreamClose = (): void => this.metrics.recordStreamClosed('inbound');
+
+  private readonly onStreamError = (err: Error): void => {
+    this.log.debug({ err: err.message }, 'HBONE stream error');
+  };
+
+  /**
+   * One CONNECT stream, in DESIGN's order: checks, policy, dial, 200, then hand over to an
+   * InboundTunnel (the copy) and return, so an idle tunnel keeps no async frame alive.
+   */
   private async proxyStream(
     stream: http2.ServerHttp2Stream,
     headers: http2.IncomingHttpHeaders,
@@ -372,46 +324,52 @@ export class HboneServer {
       return;
     }
     const { target, observer } = decision;
-    const startedAtMs = Date.now();
-    const report = (status: 200 | 503, bytesUp: number, bytesDown: number, error?: string): void => {
-      const record: TunnelRecord = {
-        connectionId,
-        request,
-        target,
-        status,
-        bytesUp,
-        bytesDown,
-        durationMs: Date.now() - startedAtMs,
-      };
-      if (error !== undefined) record.error = error;
-      this.notify(observer, 'closed', record);
-    };
+    const pending = { connectionId, request, target, startedAtMs: Date.now() };
     if (isGone(stream)) {
-      report(503, 0, 0, 'the client closed the stream before the dial');
+      this.notify(
+        observer,
+        'closed',
+        buildRecord(pending, 503, 0, 0, 'the client closed the stream before the dial'),
+      );
       return;
     }
     const dial = await this.dialer(target, this.connectTimeoutMs);
     if (!dial.ok) {
       this.metrics.recordDialFailure('inbound', dial.timedOut ? 'app_connect_timeout' : 'app_connect');
       this.respondStatus(stream, 503);
-      report(503, 0, 0, dial.reason);
+      this.notify(observer, 'closed', buildRecord(pending, 503, 0, 0, dial.reason));
       return;
     }
     if (isGone(stream)) {
       dial.socket.destroy();
-      report(503, 0, 0, 'the client closed the stream during the dial');
+      this.notify(
+        observer,
+        'closed',
+        buildRecord(pending, 503, 0, 0, 'the client closed the stream during the dial'),
+      );
       return;
     }
     stream.respond({ ...decision.responseHeaders, ':status': 200 });
     this.metrics.recordResponse('inbound', 200);
-    const copy = copyBidirectional(stream, dial.socket);
-    const tunnel = new InboundTunnel(connectionId, request, target, startedAtMs, copy);
+    // From here the tunnel lives on its own: this function returns and keeps nothing alive.
+    const tunnel = new InboundTunnel(
+      connectionId,
+      request,
+      target,
+      observer,
+      pending.startedAtMs,
+      stream,
+      dial.socket,
+      this.onTunnelEnd,
+    );
     this.tunnels.add(tunnel);
     this.notify(observer, 'established', tunnel);
-    const result = await copy.done;
-    this.tunnels.delete(tunnel);
-    report(200, result.bytesUp, result.bytesDown, result.error?.message);
   }
+
+  private readonly onTunnelEnd = (t: InboundTunnel, r: CopyResult): void => {
+    this.tunnels.delete(t);
+    this.notify(t.observer, 'closed', buildRecord(t, 200, r.bytesUp, r.bytesDown, r.error?.message));
+  };
 
   /** The one place HBONE statuses are written: an error response ends the stream. */
   private respondStatus(stream: http2.ServerHttp2Stream, status: 400 | 401 | 503): void {

@@ -110,6 +110,11 @@ export function watchSession(session: http2.Http2Session, socket: net.Socket, on
     onGone();
   };
   session.once('close', done);
-  socket.once('close', done);
+  socket.once('close', () => {
+    // The socket is gone but the session may not know it: destroy it, so that every stream on
+    // it closes and the copies using them finish (otherwise they wait forever).
+    if (!session.destroyed) session.destroy();
+    done();
+  });
   socket.on('error', () => socket.destroy());
 }

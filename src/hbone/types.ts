@@ -3,8 +3,12 @@
  * stream, what it answers, and what it gets back about established and finished tunnels. The
  * server itself knows nothing of workloads or policies; the caller's `InboundPolicy` does.
  */
+import type net from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { SpiffeId } from '../identity/index.js';
+import type { Registry } from 'prom-client';
+import type { Http2Config } from '../config.js';
+import type { SpiffeId, WorkloadCertificate } from '../identity/index.js';
+import type { Logger } from '../telemetry/logger.js';
 import type { Authority } from './headers.js';
 
 export interface SocketAddress {
@@ -119,3 +123,40 @@ export type DialResult = { ok: true; socket: Duplex } | { ok: false; reason: str
  * creates the socket inside the pod's network namespace.
  */
 export type Dialer = (target: DialTarget, timeoutMs: number) => Promise<DialResult>;
+
+/**
+ * Opens the TCP connection under a new outbound HBONE session, instead of net.connect (capture
+ * mode: a socket made inside the source pod's network namespace and marked). Connect errors must
+ * surface as 'error' events; a throw counts as a failed connect.
+ */
+export type SocketConnector = (target: DialTarget) => net.Socket;
+
+export interface HboneServerOptions {
+  /** The certificate of the workload that owns this listener. */
+  certificate: WorkloadCertificate;
+  /** Decides, per CONNECT stream, where it may go (or 401/503). */
+  policy: InboundPolicy;
+  http2?: Http2Config;
+  /** Upstream dial timeout: 10 s by default, as ztunnel. */
+  connectTimeoutMs?: number;
+  /** A client that has not finished TLS in this time is closed: 10 s by default. */
+  tlsHandshakeTimeoutMs?: number;
+  /** Opens the upstream connection; net.connect by default. */
+  dialer?: Dialer;
+  /** Require an IP authority to be the listener's IP (default true; a waypoint turns it off). */
+  requireLocalAuthority?: boolean;
+  registry?: Registry;
+  logger?: Logger;
+  /** Streams answered 400 by the protocol checks, for access logs. */
+  onStreamRejected?: (rejected: RejectedStream) => void;
+  /** Session lifecycle (after admission), for logs and tests. */
+  onSessionEvent?: (e: HboneServerSessionEvent) => void;
+}
+
+export interface HboneServerSessionEvent {
+  kind: 'opened' | 'closed';
+  peer: PeerIdentity;
+  peerAddress: SocketAddress;
+  /** Why the session ended, when it ended on an error (for example an unanswered PING). */
+  error?: string;
+}

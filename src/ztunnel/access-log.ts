@@ -58,3 +58,17 @@ export function writeAccessLog(log: Logger, e: AccessLogEntry): void {
   if (e.error) log.error({ ...fields, error: e.error }, 'connection complete');
   else log.info(fields, 'connection complete');
 }
+
+/**
+ * A connection refused before there was enough to report it as a connection (no metrics):
+ * ztunnel's "connection failed" at warn, with only the addresses, the direction and the error.
+ */
+export function writeEarlyDeny(
+  log: Logger,
+  e: { direction: 'outbound' | 'inbound'; srcAddr: string; dstAddr: string; error: string },
+): void {
+  log.warn(
+    { scope: 'access', 'src.addr': e.srcAddr, 'dst.addr': e.dstAddr, direction: e.direction, error: e.error },
+    'connection failed',
+  );
+}

@@ -6,21 +6,19 @@
  *   - authorization denies → 401;
  *   - otherwise the server dials the workload itself (never anywhere else) and answers 200.
  * Every stream that got this far is reported once: Istio TCP metrics (reporter=destination) and
- * one access-log line; live tunnels are tracked so that a policy change can close them.
+ * one access-log line; live tunnels are tracked so that a policy change can close them. That
+ * bookkeeping is shared with the plaintext twin (inbound-plaintext.ts) in InboundConnection.
  */
 import type { InboundDecision, InboundPolicy, InboundRequest, TunnelRecord } from '../hbone/index.js';
 import {
-  buildAuthzDecision,
-  identityOf,
   serviceKey,
   type ConnectionAttributes,
   type MeshState,
   type Service,
   type Workload,
 } from '../state/index.js';
-import { writeAccessLog } from './access-log.js';
+import { InboundConnection } from './inbound-connection.js';
 import type { ProxyInputs } from './inputs.js';
-import type { ResponseFlags, TrafficLabelsInput } from './metrics.js';
 
 type PortResolution = { ok: true; port: number; service?: Service } | { ok: false; reason: string };
 
@@ -81,54 +79,35 @@ export function buildInboundPolicy(inputs: ProxyInputs, workloadUid: string): In
   return (request): InboundDecision => {
     const state = inputs.state();
     const workload = state.findWorkloadByUid(workloadUid);
-    const source = state.findWorkloadByIp(request.peerAddress.ip);
-    const started = Date.now();
-    const base = {
-      direction: 'inbound' as const,
+    const conn = new InboundConnection(inputs, {
       id: request.connectionId,
+      protocol: 'HBONE',
+      workload,
+      source: state.findWorkloadByIp(request.peerAddress.ip),
+      sourceIdentity: request.peer.uri,
       srcAddr: addr(request.peerAddress.ip, request.peerAddress.port),
-      srcWorkload: source,
-      srcIdentity: request.peer.uri,
       dstAddr: addr(request.localAddress.ip, request.localAddress.port),
       dstHboneAddr:
         request.authority.kind === 'ip'
           ? addr(request.authority.ip, request.authority.port)
           : `${request.authority.host}:${request.authority.port}`,
-    };
-    const fail = (
-      status: 401 | 503,
-      reason: string,
-      flags: ResponseFlags,
-      labels?: TrafficLabelsInput,
-    ): InboundDecision => {
-      if (labels)
-        inputs.metrics.recordOpen(labels).close({ bytesReceived: 0, bytesSent: 0, responseFlags: flags });
-      writeAccessLog(inputs.accessLog, {
-        ...base,
-        dstWorkload: workload,
-        bytesUp: 0,
-        bytesDown: 0,
-        durationMs: Date.now() - started,
-        error: reason,
-        responseFlags: flags,
-        status,
-      });
-      return { ok: false, status, reason };
-    };
-    if (!workload) return fail(503, `unknown local workload ${workloadUid}`, 'CONNECT');
-    if (inputs.draining()) return fail(503, 'destination proxy is shutting down', 'CONNECT');
-    const resolved = buildInboundPort(state, workload, request, inputs.illegalPorts);
-    const destinationPrincipal = identityOf(workload);
-    const labels = (service: Service | undefined): TrafficLabelsInput => ({
-      reporter: 'destination',
-      source,
-      sourcePrincipal: request.peer.uri,
-      destination: workload,
-      destinationPrincipal,
-      destinationService: service,
-      mtls: true,
     });
-    if (!resolved.ok) return fail(503, resolved.reason, 'CONNECT', labels(undefined));
+    const fail = (status: 401 | 503, reason: string): InboundDecision => ({ ok: false, status, reason });
+    if (!workload) {
+      const reason = `unknown local workload ${workloadUid}`;
+      conn.reject(reason, 'CONNECT', { status: 503 });
+      return fail(503, reason);
+    }
+    if (inputs.draining()) {
+      const reason = 'destination proxy is shutting down';
+      conn.reject(reason, 'CONNECT', { status: 503 });
+      return fail(503, reason);
+    }
+    const resolved = buildInboundPort(state, workload, request, inputs.illegalPorts);
+    if (!resolved.ok) {
+      conn.reject(resolved.reason, 'CONNECT', { status: 503, metrics: true });
+      return fail(503, resolved.reason);
+    }
     const service =
       resolved.service ?? findInboundService(state, workload, request.headers.forwarded, resolved.port);
     const attrs: ConnectionAttributes = {
@@ -138,18 +117,9 @@ export function buildInboundPolicy(inputs: ProxyInputs, workloadUid: string): In
       destinationIp: request.localAddress.ip,
       destinationPort: resolved.port,
     };
-    const decision = buildAuthzDecision(state, attrs);
-    if (!decision.allow) {
-      return fail(
-        401,
-        `connection closed due to policy rejection: ${decision.reason}`,
-        'DENY',
-        labels(service),
-      );
-    }
-    const record = inputs.metrics.recordOpen(labels(service));
-    let unregister: (() => void) | undefined;
-    let policyClosed = false;
+    const decision = conn.authorize(state, attrs, service, 401);
+    if (!decision.allow) return fail(401, `connection closed due to policy rejection: ${decision.reason}`);
+    conn.open(service);
     const target = {
       host: request.localAddress.ip,
       port: resolved.port,
@@ -159,36 +129,17 @@ export function buildInboundPolicy(inputs: ProxyInputs, workloadUid: string): In
       ok: true,
       target,
       observer: {
-        established: (tunnel) => {
-          unregister = inputs.connections.register({
-            attrs,
-            src: base.srcAddr,
-            originalDst: base.dstHboneAddr,
-            actualDst: addr(target.host, target.port),
-            protocol: 'HBONE',
-            close: (reason) => {
-              policyClosed = true;
-              tunnel.close(reason);
-            },
-          });
-        },
-        closed: (r: TunnelRecord) => {
-          unregister?.();
-          const flags: ResponseFlags = r.status === 503 ? 'CONNECT' : policyClosed ? 'DENY' : '-';
-          record.close({ bytesReceived: r.bytesUp, bytesSent: r.bytesDown, responseFlags: flags });
-          writeAccessLog(inputs.accessLog, {
-            ...base,
-            dstService: service,
-            dstWorkload: workload,
-            dstIdentity: destinationPrincipal,
+        established: (tunnel) =>
+          conn.track(attrs, addr(target.host, target.port), (reason) => tunnel.close(reason)),
+        closed: (r: TunnelRecord) =>
+          conn.finish({
             bytesUp: r.bytesUp,
             bytesDown: r.bytesDown,
             durationMs: r.durationMs,
             status: r.status,
-            ...(flags !== '-' ? { responseFlags: flags } : {}),
+            dialFailed: r.status === 503,
             ...(r.error ? { error: r.error } : {}),
-          });
-        },
+          }),
       },
     };
   };

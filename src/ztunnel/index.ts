@@ -24,8 +24,23 @@ export {
   type TcpRoute,
 } from './route.js';
 export { ConnectionManager, POLICY_CHANGE_REASON, type TrackedConnection } from './connection-manager.js';
-export { LoopbackSocketFactory, type DialOptions, type SocketFactory } from './socket-factory.js';
+export {
+  LoopbackSocketFactory,
+  fetchTcpConnection,
+  type DialOptions,
+  type ListenScope,
+  type ListenTarget,
+  type OriginalDestination,
+  type SocketFactory,
+  type WorkloadSockets,
+} from './socket-factory.js';
+export {
+  NetnsSocketFactory,
+  type CaptureNative,
+  type NetnsSocketFactoryOptions,
+} from './socket-factory-netns.js';
 export { ProxyManager, PROXY_RETRY_MS, type WorkloadStateDump } from './proxy-manager.js';
+export type { WorkloadPorts } from './workload-proxy.js';
 export {
   TrafficMetrics,
   buildTrafficLabels,
@@ -34,4 +49,5 @@ export {
 } from './metrics.js';
 export { proxyToOutbound, socksReplyFor, type OutboundFailure, type OutboundRequest } from './outbound.js';
 export { buildInboundPolicy, buildInboundPort, findInboundService } from './inbound.js';
+export { proxyToInboundPlaintext } from './inbound-plaintext.js';
 export type { ProxyInputs } from './inputs.js';

@@ -29,7 +29,8 @@ export interface ProxyInputs {
   illegalPorts: readonly number[];
   /**
    * Dial the app from the client's own IP, as ztunnel's transparent inbound does. Possible in
-   * local mode because every pod IP is a local loopback address.
+   * local mode because every pod IP is a local loopback address, and in capture mode because the
+   * dial is IP_TRANSPARENT inside the pod, whose connmark rules route the replies back.
    */
   preserveSourceIp: boolean;
   /** Connections refuse new work once draining. */

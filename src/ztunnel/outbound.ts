@@ -1,12 +1,13 @@
 /**
  * Outbound: carry one connection from a local workload to its original destination.
  *
- *   entry (SOCKS5 now, SO_ORIGINAL_DST capture later) → buildRequest (pure) → HBONE via the
+ *   entry (SOCKS5 15080, or captured 15001 with SO_ORIGINAL_DST) → buildRequest (pure) → HBONE via the
  *   shared pool, or plain TCP → bidirectional copy → metrics (reporter=source) + access log.
  *
  * Invariants: the route decision is made once per connection from one state snapshot; the entry
  * learns the outcome (established or why not) exactly once, before any byte is copied; every
- * connection that got a route is counted opened and closed once, with its response flags.
+ * connection that got a route is counted opened and closed once, with its response flags. Every
+ * socket is opened through the source workload's sockets (capture mode: in its pod netns, marked).
  */
 import type { Duplex } from 'node:stream';
 import type net from 'node:net';
@@ -17,6 +18,7 @@ import { writeAccessLog, type AccessLogEntry } from './access-log.js';
 import type { ProxyInputs } from './inputs.js';
 import type { ResponseFlags } from './metrics.js';
 import { buildRequest, type RouteFailureReason, type RouteTarget } from './route.js';
+import { fetchTcpConnection, type DialOptions, type WorkloadSockets } from './socket-factory.js';
 import { Reply, type ReplyCode } from './socks5.js';
 
 export type OutboundFailureKind =
@@ -29,6 +31,8 @@ export interface OutboundFailure {
 
 export interface OutboundRequest {
   source: Workload;
+  /** The source workload's sockets: every upstream connection is opened through them. */
+  sockets: WorkloadSockets;
   /** The downstream client's address. */
   clientIp: string;
   clientPort: number;
@@ -92,26 +96,12 @@ function classify(err: unknown): { kind: OutboundFailureKind; flags: ResponseFla
 const addr = (ip: string, port: number) => (ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`);
 
 /** Dial plain TCP on the source workload's behalf, with the connect timeout. */
-function dialTcp(inputs: ProxyInputs, host: string, port: number, localAddress: string): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = inputs.sockets.connect({ host, port, localAddress });
-    const timer = setTimeout(() => {
-      socket.destroy();
-      const err = new Error(`timed out connecting to ${addr(host, port)}`) as NodeJS.ErrnoException;
-      err.code = 'ETIMEDOUT';
-      reject(err);
-    }, inputs.config.connectTimeoutMs);
-    socket.once('connect', () => {
-      clearTimeout(timer);
-      socket.off('error', onError);
-      resolve(socket);
-    });
-    const onError = (err: Error) => {
-      clearTimeout(timer);
-      reject(err);
-    };
-    socket.once('error', onError);
-  });
+async function dialTcp(inputs: ProxyInputs, sockets: WorkloadSockets, target: DialOptions): Promise<Duplex> {
+  const dial = await fetchTcpConnection(sockets, target, inputs.config.connectTimeoutMs);
+  if (dial.ok) return dial.socket;
+  const err = new Error(dial.reason) as NodeJS.ErrnoException;
+  if (dial.timedOut) err.code = 'ETIMEDOUT';
+  throw err;
 }
 
 export async function proxyToOutbound(inputs: ProxyInputs, req: OutboundRequest): Promise<void> {
@@ -202,6 +192,7 @@ export async function proxyToOutbound(inputs: ProxyInputs, req: OutboundRequest)
         expectedIdentities: route.expectedIdentities,
         dst: route.nextHop,
         sourceIp: req.clientIp,
+        connectSocket: (t) => req.sockets.connect(t),
         authority: route.authority,
         headers: {
           forwarded: buildForwarded(req.clientIp, req.clientPort, route.destinationService?.hostname),
@@ -219,7 +210,11 @@ export async function proxyToOutbound(inputs: ProxyInputs, req: OutboundRequest)
         },
       });
     } else {
-      upstream = await dialTcp(inputs, route.nextHop.ip, route.nextHop.port, req.clientIp);
+      upstream = await dialTcp(inputs, req.sockets, {
+        host: route.nextHop.ip,
+        port: route.nextHop.port,
+        localAddress: req.clientIp,
+      });
     }
   } catch (err) {
     const { kind, flags } = classify(err);

@@ -3,8 +3,9 @@
  *
  * Invariants:
  * - a workload's listeners open only after its certificate is available (fetched first);
- * - a workload removed from config (or whose IP changed) has its proxy closed at once, as
- *   ztunnel does when a pod is deleted: its network is going away, so there is nothing to drain;
+ * - a workload removed from config (or whose IP, identity or placement — capture mode: its
+ *   network namespace — changed) has its proxy closed at once, as ztunnel does when a pod is
+ *   deleted: its network is going away, so there is nothing to drain;
  * - a proxy that failed to start (certificate or bind error) stays Pending and is retried every
  *   5 s (ztunnel's in-pod retry), and readiness stays false while any proxy is Pending;
  * - certificates of identities no local workload uses any more are forgotten;
@@ -15,13 +16,15 @@ import { spiffeIdOf } from '../identity/index.js';
 import { identityOf, isCaptured, type MeshState, type Workload } from '../state/index.js';
 import type { Readiness, Registry } from '../telemetry/index.js';
 import type { ProxyInputs } from './inputs.js';
-import { WorkloadProxy } from './workload-proxy.js';
+import { WorkloadProxy, type WorkloadPorts } from './workload-proxy.js';
 
 /** ztunnel retries a pod whose proxy failed to start every 5 s. */
 export const PROXY_RETRY_MS = 5_000;
 
 interface Slot {
   workload: Workload;
+  /** SocketFactory.placementOf(workload) when the slot was made. */
+  placement: string;
   state: 'Pending' | 'Up';
   proxy: WorkloadProxy | undefined;
   error: string | undefined;
@@ -33,7 +36,7 @@ export interface WorkloadStateDump {
   state: 'Pending' | 'Up';
   error?: string;
   info: { name: string; namespace: string; serviceAccount: string; ip: string };
-  ports?: { hbone: number; socks5: number };
+  ports?: WorkloadPorts;
 }
 
 export class ProxyManager {
@@ -63,7 +66,8 @@ export class ProxyManager {
       if (
         !next ||
         next.workloadIps[0] !== slot.workload.workloadIps[0] ||
-        identityOf(next) !== identityOf(slot.workload)
+        identityOf(next) !== identityOf(slot.workload) ||
+        this.inputs.sockets.placementOf(next) !== slot.placement
       ) {
         closing.push(this.remove(uid, slot));
       } else {
@@ -77,6 +81,7 @@ export class ProxyManager {
       if (this.slots.has(uid)) continue;
       const slot: Slot = {
         workload: w,
+        placement: this.inputs.sockets.placementOf(w),
         state: 'Pending',
         proxy: undefined,
         error: undefined,

@@ -1,41 +1,54 @@
 /**
  * The listeners of one local workload: HBONE inbound (15008) presenting the workload's own
- * certificate, and the SOCKS5 outbound entry (15080). (Capture mode adds 15001/15006 here.)
+ * certificate and the SOCKS5 outbound entry (15080); in capture mode also the captured outbound
+ * (15001) and captured plaintext inbound (15006) listeners.
  *
- * Invariants: both listeners bind the workload's IP through the SocketFactory; the HBONE server
+ * Invariants: every listener is bound and every upstream socket is opened through the workload's
+ * own WorkloadSockets (capture mode: inside its pod network namespace, marked); the HBONE server
  * always presents the current certificate of the workload's identity (rotated in place); every
- * accepted outbound connection is tracked until it closes, so that drain can wait for it and a
- * forced close can end it.
+ * accepted connection is tracked until it closes, so that drain can wait for it and a forced
+ * close can end it.
  */
-import net from 'node:net';
+import type net from 'node:net';
 import { errorMessage } from '../errors.js';
-import { HboneServer, type DialResult, type Dialer, type RejectedStream } from '../hbone/index.js';
+import { HboneServer, TCP_KEEPALIVE_MS, type Dialer, type RejectedStream } from '../hbone/index.js';
 import type { WorkloadCertificate } from '../identity/index.js';
 import type { Registry } from '../telemetry/index.js';
-import type { Workload } from '../state/index.js';
-import { writeAccessLog } from './access-log.js';
+import { canonicalIp, type Workload } from '../state/index.js';
+import { writeAccessLog, writeEarlyDeny } from './access-log.js';
 import { buildInboundPolicy } from './inbound.js';
+import { proxyToInboundPlaintext } from './inbound-plaintext.js';
 import type { ProxyInputs } from './inputs.js';
-import { proxyToOutbound, socksReplyFor } from './outbound.js';
+import { proxyToOutbound, socksReplyFor, type OutboundRequest } from './outbound.js';
+import { fetchTcpConnection, type WorkloadSockets } from './socket-factory.js';
 import { proxyToSocks5 } from './socks5-server.js';
+import { TcpListener } from './tcp-listener.js';
 
-function listenNet(server: net.Server, opts: net.ListenOptions): Promise<net.AddressInfo> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts, () => {
-      server.off('error', reject);
-      resolve(server.address() as net.AddressInfo);
-    });
-  });
+export interface WorkloadPorts {
+  hbone: number;
+  socks5: number;
+  /** Capture mode only. */
+  outbound?: number;
+  inboundPlaintext?: number;
 }
+
+/** Accepted captured connections: keepalive as ztunnel applies on accept, half-close preserved. */
+const CAPTURED_SERVER_OPTIONS: net.ServerOpts = {
+  allowHalfOpen: true,
+  noDelay: true,
+  keepAlive: true,
+  keepAliveInitialDelay: TCP_KEEPALIVE_MS,
+};
 
 export class WorkloadProxy {
   readonly uid: string;
   readonly ip: string;
+  private readonly sockets: WorkloadSockets;
   private readonly hbone: HboneServer;
-  private readonly socks: net.Server;
-  private readonly outbound = new Set<net.Socket>();
-  private readonly idleWaiters: Array<() => void> = [];
+  private readonly socks: TcpListener;
+  private readonly captured: TcpListener[] = [];
+  private readonly outboundCaptured: TcpListener | undefined;
+  private readonly inboundPlaintext: TcpListener | undefined;
 
   constructor(
     private readonly inputs: ProxyInputs,
@@ -45,31 +58,8 @@ export class WorkloadProxy {
   ) {
     this.uid = workload.uid;
     this.ip = workload.workloadIps[0] ?? '';
-    const dialer: Dialer = (target, timeoutMs) =>
-      new Promise<DialResult>((resolve) => {
-        const socket = inputs.sockets.connect(target);
-        const timer = setTimeout(() => {
-          socket.destroy();
-          resolve({
-            ok: false,
-            reason: `timed out connecting to ${target.host}:${target.port}`,
-            timedOut: true,
-          });
-        }, timeoutMs);
-        socket.once('connect', () => {
-          clearTimeout(timer);
-          socket.removeAllListeners('error');
-          resolve({ ok: true, socket });
-        });
-        socket.once('error', (err) => {
-          clearTimeout(timer);
-          resolve({
-            ok: false,
-            reason: `connecting to ${target.host}:${target.port}: ${errorMessage(err)}`,
-            timedOut: false,
-          });
-        });
-      });
+    this.sockets = inputs.sockets.forWorkload(workload);
+    const dialer: Dialer = (target, timeoutMs) => fetchTcpConnection(this.sockets, target, timeoutMs);
     this.hbone = new HboneServer({
       certificate: cert,
       policy: buildInboundPolicy(inputs, workload.uid),
@@ -95,25 +85,48 @@ export class WorkloadProxy {
           error: r.reason,
         }),
     });
-    this.socks = net.createServer((socket) => this.onSocks(socket));
+    this.socks = new TcpListener('socks5', (socket) => this.onSocks(socket));
+    if (inputs.sockets.captures) {
+      this.outboundCaptured = new TcpListener(
+        'outbound',
+        (socket) => this.onOutboundCaptured(socket),
+        CAPTURED_SERVER_OPTIONS,
+      );
+      this.inboundPlaintext = new TcpListener(
+        'inbound plaintext',
+        (socket) => this.onInboundPlaintext(socket),
+        CAPTURED_SERVER_OPTIONS,
+      );
+      this.captured.push(this.outboundCaptured, this.inboundPlaintext);
+    }
+  }
+
+  private get tcpListeners(): TcpListener[] {
+    return [this.socks, ...this.captured];
   }
 
   async start(): Promise<void> {
     const { ports } = this.inputs.config;
-    await this.hbone.listen(this.inputs.sockets.listenOptions(this.ip, ports.hbone));
+    await this.hbone.listen(this.sockets.listen(ports.hbone, 'workload'));
     try {
-      await listenNet(this.socks, this.inputs.sockets.listenOptions(this.ip, ports.socks5));
+      // SOCKS5 is an explicit entry for the pod's own apps: loopback only in a pod netns, as ztunnel.
+      await this.socks.listen(this.sockets.listen(ports.socks5, 'localhost'));
+      await this.outboundCaptured?.listen(this.sockets.listen(ports.outbound, 'workload'));
+      await this.inboundPlaintext?.listen(this.sockets.listen(ports.inboundPlaintext, 'workload'));
     } catch (err) {
+      for (const l of this.tcpListeners) l.close();
       await this.hbone.close();
       throw err;
     }
   }
 
   /** The listening ports (useful when configured as 0 in tests). */
-  addresses(): { hbone: number; socks5: number } {
+  addresses(): WorkloadPorts {
     return {
       hbone: this.hbone.address()?.port ?? 0,
-      socks5: (this.socks.address() as net.AddressInfo | null)?.port ?? 0,
+      socks5: this.socks.port,
+      ...(this.outboundCaptured ? { outbound: this.outboundCaptured.port } : {}),
+      ...(this.inboundPlaintext ? { inboundPlaintext: this.inboundPlaintext.port } : {}),
     };
   }
 
@@ -122,39 +135,67 @@ export class WorkloadProxy {
   }
 
   get activeConnections(): number {
-    return this.outbound.size + this.hbone.tunnelCount;
+    return this.tcpListeners.reduce((n, l) => n + l.size, 0) + this.hbone.tunnelCount;
   }
 
   /** Stop accepting; GOAWAY inbound sessions; resolve when every connection has ended. */
   async drain(): Promise<void> {
-    if (this.socks.listening) this.socks.close();
-    await Promise.all([this.hbone.drain(), this.whenNoOutbound()]);
+    for (const l of this.tcpListeners) l.stopAccepting();
+    await Promise.all([this.hbone.drain(), ...this.tcpListeners.map((l) => l.whenIdle())]);
   }
 
   /** End everything now (pod removed, or the drain deadline passed). */
   async close(): Promise<void> {
-    if (this.socks.listening) this.socks.close();
-    for (const s of this.outbound) s.destroy();
+    for (const l of this.tcpListeners) l.close();
     await this.hbone.close();
   }
 
-  private whenNoOutbound(): Promise<void> {
-    if (this.outbound.size === 0) return Promise.resolve();
-    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  private outbound(req: Omit<OutboundRequest, 'source' | 'sockets'>): void {
+    proxyToOutbound(this.inputs, { ...req, source: this.workload, sockets: this.sockets }).catch(
+      (err: unknown) => {
+        this.inputs.logger.error({ err: errorMessage(err) }, 'outbound connection failed unexpectedly');
+        req.downstream.destroy();
+      },
+    );
+  }
+
+  /** 15001: the app connected anywhere; iptables brought it here; SO_ORIGINAL_DST says where. */
+  private onOutboundCaptured(socket: net.Socket): void {
+    const clientIp = canonicalIp(socket.remoteAddress ?? '') ?? this.ip;
+    const original = this.inputs.sockets.originalDestination(socket);
+    if (!original.ok) {
+      writeEarlyDeny(this.inputs.accessLog, {
+        direction: 'outbound',
+        srcAddr: `${clientIp}:${socket.remotePort ?? 0}`,
+        dstAddr: 'unknown',
+        error: original.reason,
+      });
+      socket.resetAndDestroy();
+      return;
+    }
+    this.outbound({
+      clientIp,
+      clientPort: socket.remotePort ?? 0,
+      downstream: socket,
+      target: { ip: original.ip, port: original.port },
+      // A captured client has no protocol to learn why: it sees the connection reset.
+      failed: () => socket.resetAndDestroy(),
+    });
+  }
+
+  /** 15006: a client outside the mesh connected to this pod in plaintext. */
+  private onInboundPlaintext(socket: net.Socket): void {
+    proxyToInboundPlaintext(this.inputs, this.uid, this.sockets, socket).catch((err: unknown) => {
+      this.inputs.logger.error({ err: errorMessage(err) }, 'plaintext inbound failed unexpectedly');
+      socket.destroy();
+    });
   }
 
   private onSocks(socket: net.Socket): void {
-    this.outbound.add(socket);
-    socket.once('close', () => {
-      this.outbound.delete(socket);
-      if (this.outbound.size === 0) this.idleWaiters.splice(0).forEach((w) => w());
-    });
-    socket.on('error', () => socket.destroy());
     proxyToSocks5(
       socket,
-      (s, target, session) => {
-        void proxyToOutbound(this.inputs, {
-          source: this.workload,
+      (s, target, session) =>
+        this.outbound({
           // The workload's own IP, as a pod-netns listener would see it: a local-mode client's
           // TCP source is whatever loopback address the kernel picked.
           clientIp: this.ip,
@@ -167,11 +208,7 @@ export class WorkloadProxy {
           // The copy that follows takes over reading the (paused) socket.
           established: () => session.succeed(),
           failed: (f) => session.fail(socksReplyFor(f.kind)),
-        }).catch((err: unknown) => {
-          this.inputs.logger.error({ err: errorMessage(err) }, 'outbound connection failed unexpectedly');
-          s.destroy();
-        });
-      },
+        }),
       (message) =>
         this.inputs.logger.debug(
           { 'src.addr': `${socket.remoteAddress}:${socket.remotePort}`, error: message },

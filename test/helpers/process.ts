@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { spawnMeshd, type ChildDaemon } from '../../src/demo/children.js';
+import { ChildDaemon, spawnMeshd } from '../../src/demo/children.js';
 
 export type { LogLine } from '../../src/demo/children.js';
 export type Daemon = ChildDaemon;
@@ -17,8 +17,23 @@ export const MAIN = join(REPO, 'dist', 'main.js');
 
 const running = new Set<Daemon>();
 
-export function startDaemon(name: string, args: string[], env: NodeJS.ProcessEnv = {}): Daemon {
-  const d = spawnMeshd(name, { main: MAIN, args, cwd: REPO, env });
+export function startDaemon(
+  name: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  opts: { netns?: string } = {},
+): Daemon {
+  // In a network namespace: `ip netns exec` execs node in place, so the pid is the daemon's.
+  const d = opts.netns
+    ? new ChildDaemon(
+        name,
+        spawn('ip', ['netns', 'exec', opts.netns, process.execPath, MAIN, ...args], {
+          cwd: REPO,
+          env: { ...process.env, ...env },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        }),
+      )
+    : spawnMeshd(name, { main: MAIN, args, cwd: REPO, env });
   running.add(d);
   void d.exited.then(() => running.delete(d));
   return d;

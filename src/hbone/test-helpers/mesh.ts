@@ -10,7 +10,8 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { DEFAULT_CONFIG, type Http2Config } from '../../config.js';
 import { MeshCa, issueWorkloadCertificate, type WorkloadCertificate } from '../../identity/index.js';
-import { HboneServer, type HboneServerOptions } from '../server.js';
+import { HboneServer } from '../server.js';
+import type { HboneServerOptions } from '../types.js';
 
 export const TD = 'cluster.local';
 export const ID_CLIENT = `spiffe://${TD}/ns/shop/sa/frontend`;

@@ -7,7 +7,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
 import { copyBidirectional, type BidiCopy } from '../copy.js';
-import type { HboneConnectRequest, HbonePool } from '../pool.js';
+import type { HbonePool } from '../pool.js';
+import type { HboneConnectRequest } from '../pool-request.js';
 import { ID_CLIENT, ID_SERVER, certFor } from './mesh.js';
 
 export function connectRequest(port: number, over: Partial<HboneConnectRequest> = {}): HboneConnectRequest {
