@@ -11,15 +11,18 @@ export {
 export { registerCaCommands } from './ca.js';
 export { registerZtunnelCommand } from './ztunnel.js';
 export { registerDemoCommand } from './demo.js';
+export { registerWaypointCommand } from './waypoint.js';
 
 import { registerCaCommands } from './ca.js';
 import type { RegisterCommands } from './context.js';
 import { registerZtunnelCommand } from './ztunnel.js';
 import { registerDemoCommand } from './demo.js';
+import { registerWaypointCommand } from './waypoint.js';
 
 /** Every command group, in help order. `meshd ztunnel`, `waypoint` and `demo` are added here. */
 export const COMMAND_MODULES: readonly RegisterCommands[] = [
   registerDemoCommand,
   registerZtunnelCommand,
+  registerWaypointCommand,
   registerCaCommands,
 ];

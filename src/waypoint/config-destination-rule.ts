@@ -20,6 +20,7 @@ import {
   requireString,
   warnUnknownFields,
 } from './config-reader.js';
+import { UNLIMITED } from './circuit-breaker.js';
 import type { DestinationPolicy } from './destination-policy.js';
 import { ISTIO_DEFAULT_DESTINATION_POLICY } from './destination-policy.js';
 import { parseIstioDuration } from './durations.js';
@@ -299,7 +300,12 @@ export function resolveDestinationPolicy(
     maxRequestsPerConnection: merged.connectionPool?.maxRequestsPerConnection ?? d.maxRequestsPerConnection,
     connectTimeoutMs: merged.connectionPool?.connectTimeoutMs ?? d.connectTimeoutMs,
     idleTimeoutMs: merged.connectionPool?.idleTimeoutMs ?? d.idleTimeoutMs,
-    retryBudget: merged.retryBudget,
+    retryBudget:
+      merged.retryBudget ??
+      (merged.connectionPool?.limits.maxRetries === undefined ||
+      merged.connectionPool.limits.maxRetries >= UNLIMITED
+        ? d.retryBudget
+        : undefined),
     source: { namespace: dr.namespace, name: dr.name },
   });
 }

@@ -7,7 +7,7 @@ import {
   findFaultRoutes,
   findRouteEntries,
 } from './config.js';
-import { ISTIO_DEFAULT_DESTINATION_POLICY } from './destination-policy.js';
+import { DEFAULT_RETRY_BUDGET, ISTIO_DEFAULT_DESTINATION_POLICY } from './destination-policy.js';
 import { ISTIO_DEFAULT_RETRY_POLICY } from './retry-policy.js';
 import { locatedObjects, TEST_SERVICES } from './test-helpers/index.js';
 
@@ -263,5 +263,31 @@ describe('default retry policy', () => {
       ...ISTIO_DEFAULT_RETRY_POLICY,
       retryNonIdempotent: true,
     });
+  });
+});
+
+describe('retry budget default', () => {
+  const dr = (tp: string): string =>
+    `apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d, namespace: shop}\nspec: {host: reviews, trafficPolicy: ${tp}}`;
+  it.each([
+    ['no DestinationRule', '', DEFAULT_RETRY_BUDGET],
+    [
+      'a DestinationRule without retry settings',
+      dr('{loadBalancer: {simple: RANDOM}}'),
+      DEFAULT_RETRY_BUDGET,
+    ],
+    [
+      'maxRetries 0 (Istio: the default, unlimited)',
+      dr('{connectionPool: {http: {maxRetries: 0}}}'),
+      DEFAULT_RETRY_BUDGET,
+    ],
+    ['an explicit maxRetries', dr('{connectionPool: {http: {maxRetries: 5}}}'), undefined],
+    [
+      'its own budget',
+      dr('{retryBudget: {percent: 50, minRetryConcurrency: 1}}'),
+      { percent: 50, minRetryConcurrency: 1 },
+    ],
+  ])('%s', (_name, yaml, want) => {
+    expect(findDestinationPolicy(compile(yaml).config, reviews, 9080).retryBudget).toEqual(want);
   });
 });

@@ -1,8 +1,17 @@
 /**
- * The waypoint's L7 decision logic: config compilation, authorization, routing, filters, faults,
- * retries and timeouts, load balancing, outlier detection, circuit breaking, trace context and
- * Istio request-metric labels. Pure functions and small stateful classes with injected clock and
+ * waypoint/: the per-namespace L7 proxy.
+ *
+ * The decision logic: config compilation, authorization, routing, filters, faults, retries and
+ * timeouts, load balancing, outlier detection, circuit breaking, trace context and Istio
+ * request-metric labels. Pure functions and small stateful classes with injected clock and
  * random sources; no sockets.
+ *
+ * The network runtime (listener.ts, proxy.ts, upstream-*.ts) runs that logic on real streams:
+ * `WaypointListener.serve(stream, ctx)` takes one inbound tunnel (an HBONE CONNECT stream), sniffs
+ * HTTP/1.1, HTTP/2 with prior knowledge or plain TCP, and runs `proxyRequest` per request against
+ * an `UpstreamConnections` whose connections come from an injected `UpstreamConnector` (in the
+ * daemon, an HBONE tunnel from the pool to `<backend pod ip>:15008`). `startWaypointDaemon` (daemon.ts)
+ * is the `meshd waypoint` process.
  *
  * How the network runtime uses it:
  * - on config load: `compileWaypointConfig(objects, { waypointName, waypointNamespace, serves })`
@@ -156,3 +165,41 @@ export {
 } from './metrics.js';
 export type { TraceParent, OutgoingTrace } from './trace.js';
 export { parseTraceParent, formatTraceParent, buildOutgoingTrace, buildRequestId } from './trace.js';
+
+// Network runtime
+export type { WaypointView } from './view.js';
+export type { InboundContext, ProxyDeps } from './proxy.js';
+export { proxyRequest } from './proxy.js';
+export type { ListenerDeps } from './listener.js';
+export { WaypointListener, DOWNSTREAM_IDLE_TIMEOUT_MS, MAX_HEADER_BYTES } from './listener.js';
+export type { PassthroughDeps } from './passthrough.js';
+export type { SniffedProtocol, SniffResult } from './sniff.js';
+export { buildProtocolGuess, sniffProtocol, HTTP2_PREFACE } from './sniff.js';
+export type { DownstreamExchange, DownstreamProtocol } from './downstream.js';
+export { Http1Exchange, Http2Exchange, HOP_BY_HOP } from './downstream.js';
+export { RequestBody, DEFAULT_RETRY_BUFFER_BYTES } from './request-body.js';
+export type {
+  UpstreamEndpoint,
+  UpstreamConnector,
+  UpstreamProtocol,
+  UpstreamRequestSpec,
+  UpstreamResponse,
+  UpstreamLimits,
+  UpstreamTransport,
+  Attempt,
+  AttemptResult,
+} from './upstream-types.js';
+export { UpstreamConnectError } from './upstream-types.js';
+export { UpstreamConnections, buildUpstreamLimits } from './upstream-pool.js';
+export { createDuplexPair, PairSocket } from './duplex-pair.js';
+export type { InboundAuthority, InboundTarget, WaypointSelf } from './inbound.js';
+export { buildInboundTarget, buildRequestClient, isServedBy } from './inbound.js';
+export type { WaypointInstance, InstanceResult } from './instance.js';
+export { buildWaypointInstance } from './instance.js';
+export type { RequestRecord } from './request-log.js';
+export { buildWaypointConfigDump } from './config-dump.js';
+export { DEFAULT_RETRY_BUDGET } from './destination-policy.js';
+
+// The `meshd waypoint` process
+export type { WaypointDaemon, WaypointDaemonOptions } from './daemon.js';
+export { startWaypointDaemon } from './daemon.js';

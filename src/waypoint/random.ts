@@ -3,7 +3,7 @@
  * (weighted backends, fault percentages, load balancing, backoff jitter) or on time (outlier
  * ejection) takes one of these, so that tests can replay a decision exactly.
  */
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 
 /** A uniform draw in [0, 1), like Math.random. */
@@ -15,7 +15,24 @@ export type RandomBytes = (n: number) => Uint8Array;
 
 export const defaultRandom: Random = Math.random;
 export const defaultClock: Clock = () => performance.now();
-export const defaultRandomBytes: RandomBytes = (n) => randomBytes(n);
+/**
+ * Cryptographically random bytes from a 4 KiB pool refilled in one call: trace and span ids are
+ * drawn for every request, and one getrandom() per id showed in profiles. Each caller gets its
+ * own copy; no byte is handed out twice.
+ */
+const POOL_BYTES = 4096;
+let pool = Buffer.alloc(0);
+let poolOffset = 0;
+export const defaultRandomBytes: RandomBytes = (n) => {
+  if (n > POOL_BYTES) return randomFillSync(Buffer.alloc(n));
+  if (poolOffset + n > pool.length) {
+    pool = randomFillSync(Buffer.allocUnsafe(POOL_BYTES));
+    poolOffset = 0;
+  }
+  const out = Buffer.from(pool.subarray(poolOffset, poolOffset + n));
+  poolOffset += n;
+  return out;
+};
 
 /**
  * A small deterministic generator (mulberry32) for tests and reproducible simulations. Not for

@@ -1,0 +1,53 @@
+/**
+ * The endpoints of a backend Service port as upstream hosts, resolved once per config view and
+ * cached for it: `ip:targetPort` keys for the UpstreamCluster, and what the connector needs to
+ * reach each one (its IP, port and the identities it may present).
+ *
+ * Invariant: a cache entry is derived only from the view it is stored under (views are immutable).
+ */
+import { identityOf } from '../state/index.js';
+import type { WaypointView } from './view.js';
+import type { UpstreamEndpoint } from './upstream-types.js';
+
+export interface BackendEndpoints {
+  keys: string[];
+  byKey: ReadonlyMap<string, UpstreamEndpoint>;
+}
+
+const EMPTY: BackendEndpoints = { keys: [], byKey: new Map() };
+const cache = new WeakMap<WaypointView, Map<string, BackendEndpoints>>();
+
+export function findBackendEndpoints(
+  view: WaypointView,
+  backend: { namespace: string; hostname: string; port: number },
+): BackendEndpoints {
+  let perView = cache.get(view);
+  if (!perView) {
+    perView = new Map();
+    cache.set(view, perView);
+  }
+  const key = `${backend.namespace}/${backend.hostname}:${backend.port}`;
+  const hit = perView.get(key);
+  if (hit) return hit;
+  const svc = view.state.findServiceByKey(`${backend.namespace}/${backend.hostname}`);
+  if (!svc) {
+    perView.set(key, EMPTY);
+    return EMPTY;
+  }
+  const byKey = new Map<string, UpstreamEndpoint>();
+  for (const ep of view.state.findEndpoints(svc, backend.port)) {
+    const ip = ep.workload.workloadIps[0];
+    if (ip === undefined) continue;
+    const k = ip.includes(':') ? `[${ip}]:${ep.targetPort}` : `${ip}:${ep.targetPort}`;
+    byKey.set(k, {
+      key: k,
+      ip,
+      port: ep.targetPort,
+      identities: [...new Set([identityOf(ep.workload), ...svc.subjectAltNames])],
+      workload: ep.workload,
+    });
+  }
+  const result = { keys: [...byKey.keys()], byKey };
+  perView.set(key, result);
+  return result;
+}
