@@ -20,7 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { cpuMark, cpuSince } from './lib/procfs.mjs';
 import { haproxyVersion, startHaproxyPair } from './lib/haproxy.mjs';
 import { startLoadgen } from './lib/loadgen.mjs';
-import { createMeshDir, startWaypoint, startZtunnel } from './lib/mesh.mjs';
+import { createMeshDir, setLogLevel, startWaypoint, startZtunnel } from './lib/mesh.mjs';
 import { ProcessGroup, request, requireDist } from './lib/processes.mjs';
 import { chartPath, machine, machineLine, mdTable, ms, signedMs, writeChart } from './lib/report.mjs';
 import { groupedBarPanels } from './lib/svg.mjs';
@@ -32,6 +32,8 @@ const SERVICE_PORT = 80;
 /** Istio 1.22 "Performance and Scalability": two ztunnels add 0.17 ms at p90; 0.06 vCPU per 1000 rps. */
 const ISTIO_L4_P90_MS = 0.17;
 const ISTIO_ZTUNNEL_VCPU = 0.06;
+/** Istio 1.24: a waypoint (Envoy, 2 workers) at 1000 rps, 1 KB, ~0.25 vCPU. */
+const ISTIO_WAYPOINT_VCPU = 0.25;
 
 const FULL = {
   connections: [1, 4, 16],
@@ -164,6 +166,9 @@ async function setUp(group, s, log) {
   } else {
     scenarios['meshd-l7'] = { skipped: 'pending: `meshd waypoint` has not landed yet' };
   }
+  // No access logs while measuring, as in Istio's default install.
+  for (const admin of [ip.nodeA, ip.nodeB, ...(scenarios['meshd-l7'].skipped ? [] : [ip.waypoint])])
+    await setLogLevel(admin, 'warn');
   log(
     `scenarios: ${Object.entries(scenarios)
       .map(([k, v]) => `${k}${v.skipped ? ' (skipped)' : ''}`)
@@ -273,6 +278,14 @@ export async function run({ quick = false, log = () => {}, options = {} } = {}) 
   }
 }
 
+/**
+ * A cell whose path could not keep up: fewer responses in the window than scheduled, or latency
+ * from the schedule far above the time each request spent on the wire (a growing queue).
+ */
+function saturated(r) {
+  return r.achievedRps < 0.97 * r.targetRps || r.latency.p50Ms > 10 * Math.max(1, r.service.p50Ms);
+}
+
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
 
 /**
@@ -314,7 +327,8 @@ function report(results, bulk, s, m, scenarios, svgPath) {
       `${s.warmupMs / 1000} s warm-up, then ${s.durationMs / 1000} s measured per cell, in ${s.rounds} round(s) with the scenarios interleaved ` +
       'in one session; each figure is the median over the rounds. ' +
       'Node timers fire with 1 ms granularity, so every scenario, direct included, carries up to ~1 ms of send delay: read the ' +
-      '*added* columns. CPU is utime + stime of each proxy process over the window, per 1,000 rps achieved.',
+      '*added* columns. CPU is utime + stime of each proxy process over the window, per 1,000 rps achieved. ' +
+      "Access logs off (log level warn), as in Istio's default install.",
     '',
   ];
   const rows = [];
@@ -353,7 +367,8 @@ function report(results, bulk, s, m, scenarios, svgPath) {
         added('p90Ms'),
         added('p99Ms'),
         r.proxyCpuPer1000.length ? r.proxyCpuPer1000.map((p) => p.vcpu.toFixed(3)).join(' / ') : '—',
-        `${r.achievedRps.toFixed(0)}${r.errors ? `, ${r.errors} errors` : ''}${r.missed ? `, ${r.missed} missed` : ''}`,
+        `${r.achievedRps.toFixed(0)}${r.errors ? `, ${r.errors} errors` : ''}${r.missed ? `, ${r.missed} missed` : ''}` +
+          (saturated(r) ? ` — saturated (service time p50 ${ms(r.service.p50Ms)} ms)` : ''),
       ]);
     }
   }
@@ -376,6 +391,17 @@ function report(results, bulk, s, m, scenarios, svgPath) {
     ),
     '',
   );
+  if (
+    SCENARIOS.some(
+      (x) => !scenarios[x.key].skipped && s.connections.some((c) => saturated(results[x.key][c])),
+    )
+  )
+    lines.push(
+      '*Saturated*: with one request in flight per connection, the path cannot carry the fixed rate over that many ' +
+        'connections, so a queue builds and latency from the scheduled time grows with the run (coordinated omission ' +
+        "counted); the service time is each request's own time on the wire.",
+      '',
+    );
   const d = bulk.direct?.mbps;
   lines.push(
     `Single-stream bulk: one connection downloads ${(s.bulkBytes / 1e6).toFixed(0)} MB (median of ${s.bulkRepeats}).`,
@@ -409,6 +435,16 @@ function report(results, bulk, s, m, scenarios, svgPath) {
       '',
     );
   }
+  const l7 = results['meshd-l7']?.[conns];
+  if (l7 && dd && l7.completed > 0) {
+    const wp = l7.proxyCpuPer1000.find((p) => p.name === 'waypoint');
+    lines.push(
+      `**Through the waypoint (${conns} connections):** ${saturated(l7) ? 'saturated at this rate; service time' : 'latency'} ` +
+        `p50 ${ms(saturated(l7) ? l7.service.p50Ms : l7.latency.p50Ms)} ms against ${ms(dd.latency.p50Ms)} ms direct; the waypoint uses ` +
+        `${wp ? wp.vcpu.toFixed(3) : '?'} vCPU per 1000 rps (Istio publishes ${ISTIO_WAYPOINT_VCPU} vCPU per 1000 rps for its Envoy waypoint).`,
+      '',
+    );
+  }
   if (scenarios.haproxy.version)
     lines.push(
       `HAProxy ${scenarios.haproxy.version}, \`nbthread 1\`, TCP mode, mutual TLS 1.3 between the pair.`,
@@ -425,10 +461,14 @@ function chart(results, s, m, scenarios) {
       label: `${c} conn${c === 1 ? '' : 's'}`,
       values: SCENARIOS.map((x) =>
         scenarios[x.key].skipped
-          ? 'pending'
+          ? scenarios[x.key].skipped.startsWith('pending')
+            ? 'pending'
+            : 'skipped'
           : results[x.key][c].completed === 0
             ? 'failed'
-            : results[x.key][c].latency[k],
+            : saturated(results[x.key][c])
+              ? 'saturated'
+              : results[x.key][c].latency[k],
       ),
     })),
   });

@@ -104,6 +104,18 @@ export async function startWaypoint(group, { configPath, caDir }, { name }) {
   return proc;
 }
 
+/**
+ * `POST /logging?level=` on a daemon's admin port. The latency bench sets `warn` to measure without
+ * access logs, as Istio's default install has none (and HAProxy here logs nothing either).
+ */
+export async function setLogLevel(adminAddress, level) {
+  const res = await globalThis.fetch(`http://${adminAddress}:15000/logging?level=${level}`, {
+    method: 'POST',
+  });
+  if (res.status !== 200) throw new Error(`${adminAddress}:15000/logging: HTTP ${res.status}`);
+  await res.arrayBuffer();
+}
+
 /** Poll a readiness endpoint (as a kubelet does) until 200. */
 export async function waitReady(url, proc, timeoutMs = 60_000) {
   const deadline = Date.now() + timeoutMs;
