@@ -129,10 +129,13 @@ async function runRate(job) {
   let expected = 0;
   for (let i = 0; i < n; i++) {
     const first = start + (i / n) * periodMs;
-    // slots k with windowStart <= first + k·P < windowEnd
-    const kFrom = Math.max(0, Math.ceil((windowStart - first) / periodMs));
-    const kTo = Math.ceil((windowEnd - first) / periodMs);
-    expected += Math.max(0, kTo - kFrom);
+    // Slots k with windowStart <= first + k·P < windowEnd, computed exactly as the sender does.
+    for (
+      let k = Math.max(0, Math.floor((windowStart - first) / periodMs) - 1);
+      first + k * periodMs < windowEnd;
+      k++
+    )
+      if (first + k * periodMs >= windowStart) expected++;
   }
   const cpu0 = { usage: undefined };
   let finish;
@@ -141,6 +144,8 @@ async function runRate(job) {
   const conns = sockets.map((socket, i) => {
     const c = {
       socket,
+      first: start + (i / n) * periodMs,
+      k: 0,
       next: start + (i / n) * periodMs,
       busy: false,
       dead: false,
@@ -164,7 +169,8 @@ async function runRate(job) {
     const send = () => {
       c.busy = true;
       c.scheduled = c.next;
-      c.next += periodMs;
+      // first + k·P, not a running sum: the slots must be exactly the ones `expected` counted.
+      c.next = c.first + ++c.k * periodMs;
       c.sentAt = performance.now();
       socket.write(req);
     };
