@@ -79,6 +79,8 @@ async function waitForAccess(
   }
 }
 
+const shareOf = (xs: string[], v: string) => xs.filter((x) => x === v).length / Math.max(1, xs.length);
+
 export async function runDemoChecks(demo: RunningDemo): Promise<CheckResult[]> {
   const results: CheckResult[] = [];
   const check = async (name: string, fn: () => Promise<string | undefined>) => {
@@ -94,9 +96,9 @@ export async function runDemoChecks(demo: RunningDemo): Promise<CheckResult[]> {
   const frontend = plan.apps.find((a) => a.kind === 'frontend');
   const intruder = plan.pods.find((p) => p.name.startsWith('intruder'));
   const legacy = plan.apps.find((a) => a.namespace === 'legacy');
-  const backendPods = plan.apps
-    .filter((a) => a.kind === 'echo' && a.namespace === frontend?.namespace)
-    .map((a) => a.pod);
+  const waypoint = plan.waypoints[0];
+  const backends = plan.apps.filter((a) => a.kind === 'echo' && a.namespace === frontend?.namespace);
+  const v1Pods = backends.filter((a) => a.version === 'v1').map((a) => a.pod);
   if (!frontend?.upstream)
     return [
       {
@@ -105,9 +107,10 @@ export async function runDemoChecks(demo: RunningDemo): Promise<CheckResult[]> {
         detail: 'nothing to check',
       },
     ];
-  const upstream = `http://${frontend.upstream}/check`;
+  const upstream = `http://${frontend.upstream}`;
+  const frontendSa = `spiffe://cluster.local/ns/${frontend.namespace}/sa/${frontend.pod.replace(/-\d+$/, '')}`;
 
-  await check('every ztunnel is ready and holds Available certificates', async () => {
+  await check('every daemon is ready and every ztunnel holds Available certificates', async () => {
     for (const n of plan.nodes) {
       const ready = await fetch(`http://${n.address}:15021/healthz/ready`);
       if (ready.status !== 200)
@@ -119,46 +122,58 @@ export async function runDemoChecks(demo: RunningDemo): Promise<CheckResult[]> {
       if (bad.length > 0 || dump.certificates.length === 0)
         return `${n.name}: certificates ${JSON.stringify(dump.certificates.map((c) => [c.identity, c.state]))}`;
     }
+    for (const w of plan.waypoints) {
+      const ready = await fetch(`http://${w.ip}:15021/healthz/ready`);
+      if (ready.status !== 200) return `waypoint ${w.pod}: /healthz/ready answered ${ready.status}`;
+    }
     return undefined;
   });
 
   await check(
-    `${frontend.pod} → ${frontend.upstream}: 20 requests over mTLS reach backends on both nodes`,
+    `${frontend.pod} → ${frontend.upstream}: 20 requests reach the v1 backends on both nodes`,
     async () => {
       const seen = new Set<string>();
       for (let i = 0; i < 20; i++) {
-        const r = await getVia(frontend.ip, upstream);
+        const r = await getVia(frontend.ip, `${upstream}/check`);
         if (r.status !== 200) return `request ${i} answered ${r.status}: ${JSON.stringify(r.body)}`;
         seen.add(String(r.body.pod));
       }
-      const missing = backendPods.filter((p) => !seen.has(p) && !p.includes('v2'));
+      const missing = v1Pods.filter((p) => !seen.has(p));
       return missing.length === 0
         ? undefined
         : `never reached ${missing.join(', ')} (saw ${[...seen].join(', ')})`;
     },
   );
 
-  await check('access logs show the mTLS identities on the destination side', async () => {
-    const line = await waitForAccess(
-      ztunnels,
-      (l) =>
-        l.direction === 'inbound' &&
-        l.status === 200 &&
-        String(l['src.identity']).endsWith(`/sa/${frontend.pod.replace(/-\d+$/, '')}`),
+  const direct = backends.find((b) => b.version === 'v1');
+  if (direct) {
+    await check(
+      `access logs show both mTLS identities (${frontend.pod} → ${direct.pod} by pod IP)`,
+      async () => {
+        const r = await getVia(frontend.ip, `http://${direct.ip}:${direct.port}/direct`, {
+          connection: 'close',
+        });
+        if (r.status !== 200) return `answered ${r.status}`;
+        const line = await waitForAccess(
+          ztunnels,
+          (l) =>
+            l.direction === 'inbound' && l['dst.workload'] === direct.pod && l['src.identity'] === frontendSa,
+        );
+        if (!line) return `no inbound access-log line from ${frontendSa} at ${direct.pod}`;
+        return String(line['dst.identity']).endsWith('/sa/backend')
+          ? undefined
+          : `dst.identity: ${String(line['dst.identity'])}`;
+      },
     );
-    if (!line) return 'no inbound access-log line from the frontend identity';
-    if (!String(line['dst.identity']).startsWith('spiffe://cluster.local/ns/'))
-      return `dst.identity missing: ${JSON.stringify(line)}`;
-    return undefined;
-  });
+  }
 
   await check('Istio TCP metrics count mutual_tls connections on both nodes', async () => {
     for (const n of plan.nodes) {
       const text = await scrape(n.address);
-      const mtls = sumMetric(text, 'istio_tcp_connections_closed_total', {
+      const mtls = sumMetric(text, 'istio_tcp_connections_opened_total', {
         connection_security_policy: 'mutual_tls',
       });
-      if (mtls === 0) return `${n.name}: no mutual_tls connections in istio_tcp_connections_closed_total`;
+      if (mtls === 0) return `${n.name}: no mutual_tls connections in istio_tcp_connections_opened_total`;
     }
     return undefined;
   });
@@ -170,18 +185,81 @@ export async function runDemoChecks(demo: RunningDemo): Promise<CheckResult[]> {
     return undefined;
   });
 
-  if (intruder) {
+  if (waypoint) {
+    await check('the waypoint routes x-canary: true to v2 (10 of 10)', async () => {
+      for (let i = 0; i < 10; i++) {
+        const r = await getVia(frontend.ip, `${upstream}/canary`, { 'x-canary': 'true' });
+        if (r.status !== 200 || r.body.version !== 'v2')
+          return `request ${i}: ${r.status} version ${String(r.body.version)}`;
+      }
+      return undefined;
+    });
+
     await check(
-      `${intruder.name} → ${frontend.upstream} is denied by the AuthorizationPolicy (401 at the destination)`,
+      'the waypoint splits other traffic 90/10 (v2 share of 200 requests between 3 % and 20 %)',
+      async () => {
+        const versions: string[] = [];
+        for (let i = 0; i < 200; i++)
+          versions.push(String((await getVia(frontend.ip, `${upstream}/split`)).body.version));
+        const v2 = shareOf(versions, 'v2');
+        return v2 >= 0.03 && v2 <= 0.2 ? undefined : `v2 share ${(v2 * 100).toFixed(1)} %`;
+      },
+    );
+
+    await check('L7 policy at the waypoint: /admin is denied with 403 RBAC: access denied', async () => {
+      const r = await getVia(frontend.ip, `${upstream}/admin`);
+      return r.status === 403 && r.body.text === 'RBAC: access denied'
+        ? undefined
+        : `answered ${r.status}: ${JSON.stringify(r.body)}`;
+    });
+
+    if (intruder) {
+      await check(`${intruder.name} → ${frontend.upstream} is denied at the waypoint (403)`, async () => {
+        const r = await getVia(intruder.ip, `${upstream}/`);
+        return r.status === 403 ? undefined : `answered ${r.status}: ${JSON.stringify(r.body)}`;
+      });
+    }
+
+    await check(
+      'the waypoint sees the client pod identity; the backend ztunnel sees the waypoint identity',
+      async () => {
+        const wsa = `spiffe://cluster.local/ns/${waypoint.namespace}/sa/${waypoint.gateway}`;
+        const viaWaypoint = await Promise.all(
+          plan.nodes.map(async (n) =>
+            sumMetric(await scrape(n.address), 'istio_tcp_connections_opened_total', {
+              reporter: 'destination',
+              source_principal: wsa,
+            }),
+          ),
+        );
+        if (viaWaypoint.every((v) => v === 0)) return `no destination-side connection from ${wsa}`;
+        const w = await (await fetch(`http://${waypoint.ip}:15020/metrics`)).text();
+        const fromFrontend = sumMetric(w, 'istio_requests_total', {
+          source_principal: frontendSa,
+          response_code: '200',
+        });
+        return fromFrontend > 0
+          ? undefined
+          : `the waypoint's istio_requests_total has no 200s from ${frontendSa}`;
+      },
+    );
+  }
+
+  if (intruder && direct) {
+    await check(
+      `${intruder.name} → ${direct.pod} by pod IP (bypassing the waypoint) is denied at L4 (401 at the destination)`,
       async () => {
         try {
-          const s = await socksConnect({ host: intruder.ip, port: 15080 }, frontend.upstream ?? '');
+          const s = await socksConnect({ host: intruder.ip, port: 15080 }, `${direct.ip}:${direct.port}`);
           s.destroy();
           return 'the connection was allowed';
         } catch (err) {
           if (!(err instanceof Socks5Error)) return `unexpected error: ${errorMessage(err)}`;
         }
-        const line = await waitForAccess(ztunnels, (l) => l.status === 401 && l.response_flags === 'DENY');
+        const line = await waitForAccess(
+          ztunnels,
+          (l) => l.status === 401 && l.response_flags === 'DENY' && l['dst.workload'] === direct.pod,
+        );
         return line ? undefined : 'no 401/DENY access-log line at the destination';
       },
     );

@@ -108,45 +108,58 @@ async function stopDemo(d: RunningDemo): Promise<void> {
 function banner(d: RunningDemo, dir: string): string {
   const { plan } = d;
   const lines: string[] = [];
+  const out = (cmd: string, note: string) => lines.push(`  ${cmd.padEnd(84)} # ${note}`);
   lines.push(
-    `meshd demo: ${plan.nodes.length} nodes, ${plan.apps.length} sample apps${plan.waypoints.length ? `, ${plan.waypoints.length} waypoint` : ''}: the mesh is up.`,
+    `meshd demo: ${plan.nodes.length} nodes, ${plan.apps.length} sample apps, ${plan.waypoints.length} waypoint(s): the mesh is up.`,
   );
   for (const n of plan.nodes)
     lines.push(`  ${n.name}: ztunnel on ${n.address} (admin :15000, metrics :15020, ready :15021)`);
+  for (const w of plan.waypoints)
+    lines.push(`  waypoint ${w.namespace}/${w.gateway}: ${w.pod} on ${w.ip} (HBONE :15008, metrics :15020)`);
   const frontend = plan.apps.find((a) => a.kind === 'frontend');
   const legacy = plan.apps.find((a) => a.namespace === 'legacy');
+  const intruder = plan.pods.find((p) => p.name.startsWith('intruder'));
+  const backendPod = plan.apps.find((a) => a.kind === 'echo' && a.namespace === frontend?.namespace);
   lines.push('', 'Try (each pod enters the mesh through its own SOCKS5 port, <pod-ip>:15080):');
   if (frontend?.upstream) {
-    lines.push(
-      `  curl --socks5-hostname ${frontend.ip}:15080 http://${frontend.upstream}/     # ${frontend.pod} → backend over mTLS, spread over both nodes`,
+    const via = `--socks5-hostname ${frontend.ip}:15080`;
+    const svc = `http://${frontend.upstream}`;
+    out(
+      `curl ${via} ${svc}/`,
+      `${frontend.pod} → backend over mTLS${plan.waypoints.length ? ', via the waypoint (90/10 canary split)' : ''}`,
     );
-    lines.push(
-      `  curl -H 'x-canary: true' --socks5-hostname ${frontend.ip}:15080 http://${frontend.upstream}/  # header route to the canary (if a waypoint is deployed)`,
+    if (plan.waypoints.length > 0) {
+      out(`curl -H 'x-canary: true' ${via} ${svc}/`, 'the waypoint routes this header to v2');
+      out(`curl ${via} ${svc}/admin`, '403 RBAC: access denied (L7 policy at the waypoint)');
+    }
+    out(
+      `curl ${via} http://frontend.${frontend.namespace}/`,
+      'the frontend app calls the backend through the mesh',
     );
-    lines.push(
-      `  curl --socks5-hostname ${frontend.ip}:15080 http://frontend.shop/     # the frontend app calls the backend through the mesh`,
-    );
-  }
-  const intruder = plan.pods.find((p) => p.name.startsWith('intruder'));
-  if (intruder && frontend?.upstream) {
-    lines.push(
-      `  curl --socks5-hostname ${intruder.ip}:15080 http://${frontend.upstream}/     # ${intruder.name}: denied by the AuthorizationPolicy`,
-    );
-  }
-  if (frontend && legacy) {
-    lines.push(
-      `  curl --socks5-hostname ${frontend.ip}:15080 http://legacy-web.legacy:8080/   # to a pod outside the mesh: plain TCP`,
-    );
+    if (intruder) {
+      out(
+        `curl --socks5-hostname ${intruder.ip}:15080 ${svc}/`,
+        `${intruder.name}: denied by policy${plan.waypoints.length ? ' (403 at the waypoint)' : ''}`,
+      );
+      if (backendPod)
+        out(
+          `curl --socks5-hostname ${intruder.ip}:15080 http://${backendPod.ip}:${backendPod.port}/`,
+          `${intruder.name} → a pod IP, bypassing the waypoint: refused at L4`,
+        );
+    }
+    if (legacy)
+      out(`curl ${via} http://legacy-web.legacy:${legacy.port}/`, 'to a pod outside the mesh: plain TCP');
   }
   const first = plan.nodes[0];
   if (first) {
     lines.push('', 'Look inside:');
-    lines.push(`  curl -s http://${first.address}:15020/metrics | grep istio_tcp     # Istio TCP metrics`);
-    lines.push(
-      `  curl -s http://${first.address}:15000/config_dump                  # workloads, services, policies, certificates`,
-    );
-    lines.push(
-      `  tail -f ${join(dir, 'logs')}/*.log                                   # access logs (one line per connection)`,
+    out(`curl -s http://${first.address}:15020/metrics | grep istio_tcp`, "Istio's TCP metrics");
+    for (const w of plan.waypoints)
+      out(`curl -s http://${w.ip}:15020/metrics | grep istio_requests`, "the waypoint's HTTP metrics");
+    out(`curl -s http://${first.address}:15000/config_dump`, 'workloads, services, policies, certificates');
+    out(
+      `tail -f ${join(dir, 'logs')}/*.log`,
+      'access logs: one line per connection (ztunnel) or request (waypoint)',
     );
   }
   lines.push('', 'Ctrl-C stops everything.');

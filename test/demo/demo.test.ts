@@ -16,13 +16,24 @@ describe('meshd demo --check', () => {
     const r = await runCli(['demo', '--check', '--dir', dir]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(
-      /✓ frontend-0 → backend\.shop:8080: 20 requests over mTLS reach backends on both nodes/,
-    );
-    expect(r.stdout).toMatch(/✓ intruder-0 → backend\.shop:8080 is denied by the AuthorizationPolicy/);
+    for (const line of [
+      /✓ frontend-0 → backend\.shop:8080: 20 requests reach the v1 backends on both nodes/,
+      /✓ access logs show both mTLS identities/,
+      /✓ the waypoint routes x-canary: true to v2/,
+      /✓ the waypoint splits other traffic 90\/10/,
+      /✓ L7 policy at the waypoint: \/admin is denied with 403/,
+      /✓ intruder-0 → backend\.shop:8080 is denied at the waypoint \(403\)/,
+      /✓ intruder-0 → backend-0 by pod IP \(bypassing the waypoint\) is denied at L4/,
+    ]) {
+      expect(r.stdout).toMatch(line);
+    }
     expect(r.stdout).toMatch(/demo check passed: \d+ checks/);
     expect(r.stdout).not.toMatch(/✗/);
-    expect(readdirSync(join(dir, 'logs')).sort()).toEqual(['ztunnel-node-a.log', 'ztunnel-node-b.log']);
+    expect(readdirSync(join(dir, 'logs')).sort()).toEqual([
+      'waypoint-shop-waypoint-0.log',
+      'ztunnel-node-a.log',
+      'ztunnel-node-b.log',
+    ]);
     expect(readdirSync(join(dir, 'ca')).sort()).toEqual(['root-cert.pem', 'root-key.pem']);
   });
 });
