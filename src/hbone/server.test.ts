@@ -5,6 +5,7 @@
 import { EventEmitter, once } from 'node:events';
 import http2 from 'node:http2';
 import net from 'node:net';
+import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MeshCa, issueWorkloadCertificate } from '../identity/index.js';
@@ -426,6 +427,68 @@ describe('HBONE server lifecycle', () => {
     await withinMs(2_000, 'server close', f.server.close());
     await withinMs(2_000, 'client session close', s.closed ? Promise.resolve() : closeOf(s));
     expect(f.server.sessionCount).toBe(0);
+  });
+});
+
+describe('HBONE server: a policy that terminates the stream itself (waypoint)', () => {
+  /** The handler upper-cases what it reads and writes it back on the CONNECT stream. */
+  const terminating = (handed: Duplex[]) => (): InboundDecision => ({
+    ok: true,
+    responseHeaders: { baggage: 'k8s.cluster.name=Kubernetes' },
+    terminate: (stream) => {
+      handed.push(stream);
+      stream.on('data', (b: Buffer) => stream.write(b.toString().toUpperCase()));
+      stream.on('end', () => stream.end());
+    },
+  });
+
+  it('answers 200 without dialing and hands the stream over, bytes both ways', async () => {
+    const handed: Duplex[] = [];
+    let dialed = 0;
+    const registry = createRegistry();
+    const f = await fixture(terminating(handed), {
+      registry,
+      requireLocalAuthority: false,
+      dialer: () => {
+        dialed++;
+        return Promise.resolve({ ok: false, reason: 'must not dial', timedOut: false });
+      },
+    });
+    const s = session(f.port);
+    const res = await rawRequest(s, connect('10.9.9.9:8080'));
+    expect(res.status).toBe(200);
+    expect(res.headers.baggage).toBe('k8s.cluster.name=Kubernetes');
+    expect(handed).toHaveLength(1);
+    res.stream.write('hello waypoint');
+    const [echoed] = (await withinMs(2_000, 'echo', once(res.stream, 'data'))) as [Buffer];
+    expect(echoed.toString()).toBe('HELLO WAYPOINT');
+    res.stream.end();
+    await withinMs(2_000, 'END_STREAM back', endOf(res.stream));
+    expect(dialed).toBe(0);
+    expect(f.records).toHaveLength(0);
+    expect(
+      await readMetric(registry, 'meshd_hbone_stream_responses_total', {
+        direction: 'inbound',
+        status: '200',
+      }),
+    ).toBe(1);
+  });
+
+  it('drain sends GOAWAY while a handed-over stream keeps working; close() ends it', async () => {
+    const handed: Duplex[] = [];
+    const f = await fixture(terminating(handed), { requireLocalAuthority: false });
+    const s = session(f.port);
+    const res = await rawRequest(s, connect('10.9.9.9:8080'));
+    const goaway = once(s, 'goaway');
+    void f.server.drain();
+    await withinMs(2_000, 'GOAWAY at the client', goaway);
+    res.stream.write('still');
+    const [echoed] = (await withinMs(2_000, 'echo', once(res.stream, 'data'))) as [Buffer];
+    expect(echoed.toString()).toBe('STILL');
+    const closed = once(res.stream, 'close');
+    await withinMs(2_000, 'server close', f.server.close());
+    await withinMs(2_000, 'client stream close', closed);
+    expect(handed[0]!.destroyed).toBe(true);
   });
 });
 

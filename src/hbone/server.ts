@@ -7,8 +7,9 @@
  *   frame is processed; plaintext, non-h2 and silent clients are closed (handshake timeout).
  * - Per stream, in this order: protocol checks (400), the caller's policy (401/503 or a target),
  *   the dial (503 on failure), and only then 200 and the copy. The server connects nowhere but
- *   the target the policy returned: it is not an open relay.
- * - Every allowed stream reports exactly one TunnelRecord to its observer; every session is
+ *   the target the policy returned: it is not an open relay. A policy may instead terminate the
+ *   stream itself (the waypoint): then 200 is sent at once and the stream is handed over.
+ * - Every dialed stream reports exactly one TunnelRecord to its observer; every session is
  *   counted open once and closed once.
  * - drain() stops accepting and sends GOAWAY on every session, letting live streams finish;
  *   close() ends everything that remains.
@@ -321,6 +322,13 @@ export class HboneServer {
     }
     if (!decision.ok) {
       this.respondStatus(stream, decision.status);
+      return;
+    }
+    if ('terminate' in decision) {
+      if (isGone(stream)) return;
+      stream.respond({ ...decision.responseHeaders, ':status': 200 });
+      this.metrics.recordResponse('inbound', 200);
+      decision.terminate(stream);
       return;
     }
     const { target, observer } = decision;

@@ -60,6 +60,16 @@ export type InboundDecision =
       observer?: TunnelObserver;
     }
   | {
+      ok: true;
+      /**
+       * The caller terminates the tunnel itself (a waypoint serves HTTP on it): the server sends
+       * 200 and hands the stream over instead of dialing. From then on the caller owns the
+       * stream; the server still ends it on close() and sends GOAWAY on drain().
+       */
+      terminate: (stream: Duplex) => void;
+      responseHeaders?: Record<string, string>;
+    }
+  | {
       ok: false;
       /** 503: unknown workload or port that does not resolve; 401: authorization deny. */
       status: 401 | 503;

@@ -9,7 +9,8 @@
  *
  * Invariants:
  * - a tunnel is accepted only for a Service whose waypoint is this one (inbound.ts); the HBONE
- *   server connects nowhere itself: its dialer hands the stream to the listener in process;
+ *   server connects nowhere itself: the policy terminates each accepted CONNECT stream by
+ *   handing it to the listener, which serves HTTP on the stream directly;
  * - readiness turns true once config, certificate and listener are up, and false when draining;
  * - shutdown (SIGTERM, /quitquitquit) stops accepting, sends GOAWAY, lets in-flight requests
  *   finish until the drain deadline, then closes what remains; it runs once.
@@ -29,7 +30,6 @@ import {
   HbonePool,
   HboneServer,
   parseForwarded,
-  type DialResult,
   type InboundDecision,
   type InboundRequest,
 } from '../hbone/index.js';
@@ -49,7 +49,6 @@ import {
 } from '../telemetry/index.js';
 import { compileWaypointConfig, type WaypointConfig } from './config.js';
 import { buildWaypointConfigDump } from './config-dump.js';
-import { createDuplexPair } from './duplex-pair.js';
 import { buildInboundTarget, buildRequestClient, isServedBy } from './inbound.js';
 import type { WaypointInstance } from './instance.js';
 import { buildWaypointInstance } from './instance.js';
@@ -57,6 +56,7 @@ import { WaypointListener } from './listener.js';
 import { createWaypointRequestMetrics } from './metrics.js';
 import type { InboundContext } from './proxy.js';
 import { defaultClock, defaultRandom } from './random.js';
+import { asSocketLike } from './socket-like.js';
 import { UpstreamClusterSet } from './upstream-cluster.js';
 import { UpstreamConnections } from './upstream-pool.js';
 import type { UpstreamEndpoint } from './upstream-types.js';
@@ -199,9 +199,7 @@ export async function startWaypointDaemon(opts: WaypointDaemonOptions): Promise<
     copy: (down, up) => copyBidirectional(down, up).done,
   });
 
-  // The HBONE server hands each admitted stream to the listener through an in-process pair.
-  const pending = new Map<string, { ctx: InboundContext; tcp: boolean }>();
-  let nextTunnel = 0;
+  // Each admitted CONNECT stream is served in place: 200, then HTTP (or L4) on the stream itself.
   const policy = (req: InboundRequest): InboundDecision => {
     const clientNs = req.peer.id.namespace;
     const target = buildInboundTarget(view.state, inst.self, req.authority, clientNs);
@@ -217,22 +215,14 @@ export async function startWaypointDaemon(opts: WaypointDaemonOptions): Promise<
       service: target.destination,
       client: buildRequestClient(req.peer.uri, req.peerAddress.ip, parseForwarded(req.headers.forwarded).for),
     };
-    const token = `waypoint-tunnel-${++nextTunnel}`;
-    pending.set(token, { ctx, tcp: target.tcp });
-    return { ok: true, target: { host: token, port: 0 }, observer: { closed: () => pending.delete(token) } };
-  };
-  const dialer = (target: { host: string }): Promise<DialResult> => {
-    const entry = pending.get(target.host);
-    pending.delete(target.host);
-    if (!entry) return Promise.resolve({ ok: false, reason: 'tunnel context expired', timedOut: false });
-    const [outer, inner] = createDuplexPair();
-    void listener.serve(inner, entry.ctx, { tcp: entry.tcp });
-    return Promise.resolve({ ok: true, socket: outer });
+    return {
+      ok: true,
+      terminate: (stream) => void listener.serve(asSocketLike(stream), ctx, { tcp: target.tcp }),
+    };
   };
   const server = new HboneServer({
     certificate,
     policy,
-    dialer,
     requireLocalAuthority: false,
     http2: config.http2,
     tlsHandshakeTimeoutMs: config.tlsHandshakeTimeoutMs,

@@ -191,7 +191,6 @@ export type {
 } from './upstream-types.js';
 export { UpstreamConnectError } from './upstream-types.js';
 export { UpstreamConnections, buildUpstreamLimits } from './upstream-pool.js';
-export { createDuplexPair, PairSocket } from './duplex-pair.js';
 export type { InboundAuthority, InboundTarget, WaypointSelf } from './inbound.js';
 export { buildInboundTarget, buildRequestClient, isServedBy } from './inbound.js';
 export type { WaypointInstance, InstanceResult } from './instance.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createDuplexPair } from './duplex-pair.js';
+import { createDuplexPair } from './test-helpers/duplex-pair.js';
 import { buildProtocolGuess, HTTP2_PREFACE, MAX_SNIFF_BYTES, sniffProtocol } from './sniff.js';
 
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');

@@ -122,11 +122,11 @@ export function rawHboneClient(
 export async function rawRequest(
   session: http2.ClientHttp2Session,
   headers: http2.OutgoingHttpHeaders,
-): Promise<{ status: number; stream: http2.ClientHttp2Stream }> {
+): Promise<{ status: number; headers: http2.IncomingHttpHeaders; stream: http2.ClientHttp2Stream }> {
   const stream = session.request(headers, { endStream: false });
   stream.on('error', () => {});
   const [res] = (await once(stream, 'response')) as [http2.IncomingHttpHeaders];
-  return { status: Number(res[':status']), stream };
+  return { status: Number(res[':status']), headers: res, stream };
 }
 
 /**

@@ -13,7 +13,7 @@ import type { RunningApp } from '../../demo/sample-apps.js';
 import { startEchoApp, startTcpEcho } from '../../demo/sample-apps.js';
 import { createLogger, Registry } from '../../telemetry/index.js';
 import { compileWaypointConfig } from '../config.js';
-import { createDuplexPair } from '../duplex-pair.js';
+import { createDuplexPair } from './duplex-pair.js';
 import type { InboundAuthority, WaypointSelf } from '../inbound.js';
 import { buildInboundTarget, isServedBy } from '../inbound.js';
 import { WaypointListener } from '../listener.js';
