@@ -8,53 +8,11 @@ import {
 } from './load-balance.js';
 import type { GatewayAddress, LoadBalancing, Service, Workload } from './model.js';
 import { MeshState } from './store.js';
+import { testService, testWorkload } from './test-helpers/builders.js';
 
-function wl(name: string, ns: string, ip: string | string[], over: Partial<Workload> = {}): Workload {
-  return {
-    uid: `Kubernetes//Pod/${ns}/${name}`,
-    name,
-    namespace: ns,
-    serviceAccount: 'default',
-    trustDomain: 'cluster.local',
-    workloadIps: Array.isArray(ip) ? ip : [ip],
-    network: '',
-    node: 'node-a',
-    protocol: 'HBONE',
-    nativeTunnel: false,
-    services: {},
-    status: 'Healthy',
-    canonicalName: name,
-    canonicalRevision: 'latest',
-    workloadName: name,
-    workloadType: 'pod',
-    locality: { region: '', zone: '', subzone: '' },
-    capacity: 1,
-    clusterId: 'Kubernetes',
-    authorizationPolicies: [],
-    ...over,
-  };
-}
+const wl = testWorkload;
 
-function svc(
-  name: string,
-  ns: string,
-  vip: string | undefined,
-  ports: Record<number, number>,
-  over: Partial<Service> = {},
-): Service {
-  return {
-    name,
-    namespace: ns,
-    hostname: `${name}.${ns}.svc.cluster.local`,
-    vips: vip ? [{ network: '', address: vip }] : [],
-    ports,
-    appProtocols: {},
-    subjectAltNames: [],
-    visibility: 'Public',
-    canonical: false,
-    ...over,
-  };
-}
+const svc = testService;
 
 const shopBackend = svc('backend', 'shop', '10.96.0.10', { 80: 8080, 9000: 0 });
 const otherBackend = svc('backend', 'other', '10.96.0.11', { 80: 8080 });

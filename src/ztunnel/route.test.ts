@@ -1,54 +1,20 @@
 import { describe, expect, it } from 'vitest';
 import { MeshState, type GatewayAddress, type Service, type Workload } from '../state/index.js';
+import { testService, testWorkload } from '../state/test-helpers/builders.js';
 import { buildRequest, type BuildRequestInput, type RouteDecision, type RouteTarget } from './route.js';
 
 const SVC = (ns: string, name: string) => `${ns}/${name}.${ns}.svc.cluster.local`;
 
-function wl(name: string, ip: string, over: Partial<Workload> = {}): Workload {
-  return {
-    uid: `Kubernetes//Pod/shop/${name}`,
-    name,
-    namespace: 'shop',
-    serviceAccount: name.replace(/-\d+$/, ''),
-    trustDomain: 'cluster.local',
-    workloadIps: [ip],
-    network: '',
-    node: 'node-a',
-    protocol: 'HBONE',
-    nativeTunnel: false,
-    services: {},
-    status: 'Healthy',
-    canonicalName: name,
-    canonicalRevision: 'latest',
-    workloadName: name,
-    workloadType: 'pod',
-    locality: { region: '', zone: '', subzone: '' },
-    capacity: 1,
-    clusterId: 'Kubernetes',
-    authorizationPolicies: [],
-    ...over,
-  };
-}
+/** A pod in `shop` whose service account is its name without the ordinal (backend-0 → backend). */
+const wl = (name: string, ip: string, over: Partial<Workload> = {}): Workload =>
+  testWorkload(name, 'shop', ip, { serviceAccount: name.replace(/-\d+$/, ''), ...over });
 
-function svc(
+const svc = (
   name: string,
   vip: string | undefined,
   ports: Record<number, number>,
   over: Partial<Service> = {},
-): Service {
-  return {
-    name,
-    namespace: 'shop',
-    hostname: `${name}.shop.svc.cluster.local`,
-    vips: vip ? [{ network: '', address: vip }] : [],
-    ports,
-    appProtocols: {},
-    subjectAltNames: [],
-    visibility: 'Public',
-    canonical: false,
-    ...over,
-  };
-}
+): Service => testService(name, 'shop', vip, ports, over);
 
 const gw = (name: string): GatewayAddress => ({
   destination: { kind: 'hostname', namespace: 'shop', hostname: `${name}.shop.svc.cluster.local` },

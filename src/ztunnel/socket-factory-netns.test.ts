@@ -2,33 +2,12 @@ import type net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { isMeshError } from '../errors.js';
 import type { Workload } from '../state/index.js';
+import { testWorkload } from '../state/test-helpers/builders.js';
 import { NetnsSocketFactory, type CaptureNative } from './socket-factory-netns.js';
 import type { ListenScope } from './socket-factory.js';
 
-function wl(name: string, ip: string): Workload {
-  return {
-    uid: `Kubernetes//Pod/shop/${name}`,
-    name,
-    namespace: 'shop',
-    serviceAccount: name,
-    trustDomain: 'cluster.local',
-    workloadIps: [ip],
-    network: '',
-    node: 'node1',
-    protocol: 'HBONE',
-    nativeTunnel: false,
-    services: {},
-    status: 'Healthy',
-    canonicalName: name,
-    canonicalRevision: 'latest',
-    workloadName: name,
-    workloadType: 'pod',
-    locality: { region: '', zone: '', subzone: '' },
-    capacity: 1,
-    clusterId: 'Kubernetes',
-    authorizationPolicies: [],
-  };
-}
+const wl = (name: string, ip: string): Workload =>
+  testWorkload(name, 'shop', ip, { serviceAccount: name, node: 'node1' });
 
 const errno = (code: string, message: string) => Object.assign(new Error(message), { code });
 
