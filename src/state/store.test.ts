@@ -6,7 +6,7 @@ import {
   rankLocality,
   selectWorkloadIp,
 } from './load-balance.js';
-import type { GatewayAddress, LoadBalancing, Service, Workload } from './model.js';
+import type { GatewayAddress, LoadBalancing, Service } from './model.js';
 import { MeshState } from './store.js';
 import { testService, testWorkload } from './test-helpers/builders.js';
 
