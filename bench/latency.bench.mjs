@@ -9,8 +9,9 @@
 //                `meshd waypoint` exists; otherwise reported as pending)
 // For each: a fixed 1,000 rps of 1 KB requests and 1 KB responses (HTTP/1.1 keep-alive) over 1, 4
 // and 16 connections, from a constant-rate generator in its own process (see lib/loadgen.mjs):
-// p50/p90/p99, the latency added over direct, CPU per 1,000 rps per proxy process; then one
-// single-stream bulk download, as a ratio to direct.
+// p50/p90/p99, the latency added over direct, CPU per 1,000 rps per proxy process; the capacity
+// of the path (closed loop over 16 connections: requests/s and CPU per 1,000 rps per proxy at
+// saturation); then one single-stream bulk download, as a ratio to direct.
 //
 // Run with `npm run bench -- latency [--quick]`. Addresses: nodes 127.0.61.1 / 127.0.62.1, client
 // pod 127.0.61.10, server pod 127.0.62.10, waypoint pod 127.0.62.30, HAProxy 127.0.61.20 /
@@ -40,6 +41,8 @@ const FULL = {
   rounds: 3,
   warmupMs: 2_000,
   durationMs: 6_000,
+  capacityWarmupMs: 1_000,
+  capacityMs: 5_000,
   bulkBytes: 256e6,
   bulkRepeats: 3,
 };
@@ -48,11 +51,15 @@ const QUICK = {
   rounds: 1,
   warmupMs: 500,
   durationMs: 1_500,
+  capacityWarmupMs: 300,
+  capacityMs: 1_000,
   bulkBytes: 16e6,
   bulkRepeats: 1,
 };
 const COMMON = {
   rps: 1000,
+  /** Connections of the closed-loop capacity run. */
+  capacityConnections: 16,
   requestBytes: 1024,
   responseBytes: 1024,
   subnets: [61, 62],
@@ -204,6 +211,27 @@ async function rateRun(loadgen, sc, conns, s, serverPid) {
   };
 }
 
+/** Closed loop at saturation: requests/s, and each proxy's CPU per 1,000 requests completed. */
+async function capacityRun(loadgen, sc, s) {
+  let mark;
+  let cpu;
+  const result = await loadgen.closed(
+    {
+      endpoints: Array.from({ length: s.capacityConnections }, () => sc.endpoint),
+      warmupMs: s.capacityWarmupMs,
+      durationMs: s.capacityMs,
+      requestBytes: s.requestBytes,
+      responseBytes: s.responseBytes,
+    },
+    {
+      onWindowStart: () => (mark = cpuMark(sc.proxies.map((p) => p.pid))),
+      onWindowEnd: () => (cpu = cpuSince(mark)),
+    },
+  );
+  const per1000 = (pid) => (result.completed > 0 ? ((cpu.get(pid) ?? 0) / result.completed) * 1000 : 0);
+  return { ...result, proxyCpuPer1000: sc.proxies.map((p) => ({ name: p.name, vcpu: per1000(p.pid) })) };
+}
+
 export async function run({ quick = false, log = () => {}, options = {} } = {}) {
   requireDist();
   const s = { ...COMMON, ...(quick ? QUICK : FULL), ...options };
@@ -215,6 +243,7 @@ export async function run({ quick = false, log = () => {}, options = {} } = {}) 
     const loadgen = await startLoadgen(group);
     const active = SCENARIOS.filter((x) => !env.scenarios[x.key].skipped);
     const rounds = {};
+    const capacityRounds = {};
     for (let round = 0; round < s.rounds; round++) {
       for (const [ci, conns] of s.connections.entries()) {
         // Rotate the order per round and connection count, so no scenario always runs first or last.
@@ -228,7 +257,18 @@ export async function run({ quick = false, log = () => {}, options = {} } = {}) 
           );
         }
       }
+      for (const x of active.map((_, i) => active[(i + round) % active.length])) {
+        const r = await capacityRun(loadgen, env.scenarios[x.key], s);
+        (capacityRounds[x.key] ??= []).push(r);
+        log(
+          `round ${round + 1} ${x.key} capacity ×${s.capacityConnections}: ${r.achievedRps.toFixed(0)} rps` +
+            `${r.errors ? `, ${r.errors} errors` : ''}`,
+        );
+      }
     }
+    const capacity = Object.fromEntries(
+      Object.entries(capacityRounds).map(([k, rs]) => [k, combineCapacity(rs)]),
+    );
     const results = Object.fromEntries(
       Object.entries(rounds).map(([k, byConns]) => [
         k,
@@ -256,7 +296,7 @@ export async function run({ quick = false, log = () => {}, options = {} } = {}) 
     );
     return {
       title: 'Latency and throughput: direct, HAProxy pair, meshd L4, meshd L7',
-      markdown: report(results, bulk, s, m, env.scenarios, svg),
+      markdown: report(results, capacity, bulk, s, m, env.scenarios, svg),
       data: {
         machine: m,
         settings: s,
@@ -268,6 +308,8 @@ export async function run({ quick = false, log = () => {}, options = {} } = {}) 
         haproxyVersion: env.scenarios.haproxy.version,
         results,
         rounds,
+        capacity,
+        capacityRounds,
         bulk,
         chart: svg,
       },
@@ -286,6 +328,7 @@ function saturated(r) {
   return r.achievedRps < 0.97 * r.targetRps || r.latency.p50Ms > 10 * Math.max(1, r.service.p50Ms);
 }
 
+const rps = (x) => x.toLocaleString('en-US', { maximumFractionDigits: 0 });
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
 
 /**
@@ -317,7 +360,22 @@ function combineRounds(rs) {
   };
 }
 
-function report(results, bulk, s, m, scenarios, svgPath) {
+/** Capacity from its rounds: the median requests/s and the median CPU per proxy. */
+function combineCapacity(rs) {
+  return {
+    rounds: rs.length,
+    connections: rs[0].connections,
+    achievedRps: median(rs.map((r) => r.achievedRps)),
+    errors: rs.reduce((a, r) => a + r.errors, 0),
+    errorSamples: [...new Set(rs.flatMap((r) => r.errorSamples))].slice(0, 3),
+    proxyCpuPer1000: rs[0].proxyCpuPer1000.map((p, i) => ({
+      name: p.name,
+      vcpu: median(rs.map((r) => r.proxyCpuPer1000[i].vcpu)),
+    })),
+  };
+}
+
+function report(results, capacity, bulk, s, m, scenarios, svgPath) {
   const lines = [
     `Machine: ${machineLine(m)}.`,
     '',
@@ -402,6 +460,29 @@ function report(results, bulk, s, m, scenarios, svgPath) {
         "counted); the service time is each request's own time on the wire.",
       '',
     );
+  const dc = capacity.direct?.achievedRps;
+  lines.push(
+    `Capacity: a closed loop over ${s.capacityConnections} connections (each sends its next request as soon as a response completes), ` +
+      `${s.capacityWarmupMs / 1000} s warm-up, then ${s.capacityMs / 1000} s measured, median of ${s.rounds} round(s). ` +
+      'CPU per 1,000 requests at saturation, where work batches better than at a steady rate.',
+    '',
+    mdTable(
+      ['scenario', 'requests/s', 'ratio to direct', 'vCPU per 1000 rps per proxy, in path order'],
+      SCENARIOS.map((x) => {
+        const c = capacity[x.key];
+        if (scenarios[x.key].skipped) return [x.label, '—', '—', scenarios[x.key].skipped];
+        if (!c || c.achievedRps === 0) return [x.label, '—', '—', `failed: ${c?.errorSamples.join('; ')}`];
+        return [
+          x.label,
+          `${rps(c.achievedRps)}${c.errors ? `, ${c.errors} errors` : ''}`,
+          dc ? (c.achievedRps / dc).toFixed(2) : '—',
+          c.proxyCpuPer1000.length ? c.proxyCpuPer1000.map((p) => p.vcpu.toFixed(3)).join(' / ') : '—',
+        ];
+      }),
+      ['l', 'r', 'r', 'r'],
+    ),
+    '',
+  );
   const d = bulk.direct?.mbps;
   lines.push(
     `Single-stream bulk: one connection downloads ${(s.bulkBytes / 1e6).toFixed(0)} MB (median of ${s.bulkRepeats}).`,
@@ -445,6 +526,16 @@ function report(results, bulk, s, m, scenarios, svgPath) {
       '',
     );
   }
+  const c7 = capacity['meshd-l7'];
+  const c4 = capacity['meshd-l4'];
+  const wpSat = c7?.proxyCpuPer1000.find((p) => p.name === 'waypoint');
+  if (c7 && c4 && wpSat && c7.achievedRps > 0 && c4.achievedRps > 0)
+    lines.push(
+      `**Waypoint capacity (${s.capacityConnections} connections, closed loop):** ${rps(c7.achievedRps)} requests/s through the waypoint ` +
+        `against ${rps(c4.achievedRps)} L4 only${dc ? ` and ${rps(dc)} direct` : ''}; at saturation the waypoint uses ` +
+        `${wpSat.vcpu.toFixed(3)} vCPU per 1000 rps.`,
+      '',
+    );
   if (scenarios.haproxy.version)
     lines.push(
       `HAProxy ${scenarios.haproxy.version}, \`nbthread 1\`, TCP mode, mutual TLS 1.3 between the pair.`,

@@ -17,7 +17,7 @@
 // delay counts in the latency (it is part of "from the scheduled time") and is the same in every
 // scenario, which is why the benches report the latency *added* over direct.
 //
-// Parent side: startLoadgen(group) → { rate(job, hooks), bulk(job), stop() }.
+// Parent side: startLoadgen(group) → { rate(job, hooks), closed(job, hooks), bulk(job), stop() }.
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -32,21 +32,25 @@ const SOCKS_CLIENT = new URL('../../dist/demo/socks5-client.js', import.meta.url
 
 export async function startLoadgen(group) {
   const proc = group.fork('loadgen', fileURLToPath(import.meta.url), [CHILD_FLAG]);
+  /** One job; hooks.onWindowStart/onWindowEnd fire when the measured window opens/closes. */
+  const windowed = async (type, job, hooks) => {
+    const onMessage = (m) => {
+      if (m.type === 'window-start') hooks.onWindowStart?.();
+      if (m.type === 'window-end') hooks.onWindowEnd?.();
+    };
+    proc.child.on('message', onMessage);
+    try {
+      return (await ask(proc, { type, job }, `${type}-result`)).result;
+    } finally {
+      proc.child.off('message', onMessage);
+    }
+  };
   return {
     proc,
-    /** Constant-rate run. hooks.onWindowStart/onWindowEnd fire when the measured window opens/closes. */
-    async rate(job, hooks = {}) {
-      const onMessage = (m) => {
-        if (m.type === 'window-start') hooks.onWindowStart?.();
-        if (m.type === 'window-end') hooks.onWindowEnd?.();
-      };
-      proc.child.on('message', onMessage);
-      try {
-        return (await ask(proc, { type: 'rate', job }, 'rate-result')).result;
-      } finally {
-        proc.child.off('message', onMessage);
-      }
-    },
+    /** Constant-rate run (latency from the schedule). */
+    rate: (job, hooks = {}) => windowed('rate', job, hooks),
+    /** Closed-loop run: each connection sends its next request as soon as a response completes. */
+    closed: (job, hooks = {}) => windowed('closed', job, hooks),
     async bulk(job) {
       return (await ask(proc, { type: 'bulk', job }, 'bulk-result')).result;
     },
@@ -254,6 +258,68 @@ async function runRate(job) {
   return result;
 }
 
+/**
+ * Capacity: every connection keeps exactly one request in flight, sending the next as soon as a
+ * response completes, for warmupMs and then a measured window of durationMs. Counts responses
+ * completed inside the window (no latency: a closed loop hides queueing, see runRate).
+ */
+async function runClosed(job) {
+  const { endpoints, warmupMs, durationMs, requestBytes = 1024, responseBytes = 1024 } = job;
+  const sockets = await openAll(endpoints);
+  let inWindow = 0;
+  let errors = 0;
+  const errorSamples = [];
+  let measuring = false;
+  let stopped = false;
+  for (const [i, socket] of sockets.entries()) {
+    const req = buildRequest({ host: endpoints[i].host, requestBytes, responseBytes });
+    const fail = (why) => {
+      if (stopped || socket.destroyed) return;
+      errors++;
+      if (errorSamples.length < 5) errorSamples.push(why);
+      socket.destroy();
+    };
+    const reader = new ResponseReader({
+      onResponse: (status) => {
+        if (status !== 200) return fail(`HTTP ${status}`);
+        if (measuring) inWindow++;
+        if (!stopped) socket.write(req);
+      },
+    });
+    socket.on('data', (chunk) => {
+      try {
+        reader.feed(chunk);
+      } catch (err) {
+        fail(String(err.message));
+      }
+    });
+    socket.on('error', (err) => fail(err.message));
+    socket.on('close', () => fail('connection closed by the peer'));
+    socket.write(req);
+  }
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  await sleep(warmupMs);
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  measuring = true;
+  process.send({ type: 'window-start' });
+  await sleep(durationMs);
+  measuring = false;
+  const seconds = (performance.now() - t0) / 1000;
+  process.send({ type: 'window-end' });
+  const cpu = process.cpuUsage(cpu0);
+  stopped = true;
+  for (const socket of sockets) socket.destroy();
+  return {
+    connections: sockets.length,
+    achievedRps: inWindow / seconds,
+    completed: inWindow,
+    errors,
+    errorSamples,
+    generatorCpuSeconds: (cpu.user + cpu.system) / 1e6,
+  };
+}
+
 /** Single-stream download of `bytes` through `endpoint`, `repeats` times: MB/s each (1 MB = 10^6 B). */
 async function runBulk(job) {
   const out = [];
@@ -286,6 +352,7 @@ if (process.argv.includes(CHILD_FLAG)) {
   process.on('message', async (msg) => {
     try {
       if (msg.type === 'rate') process.send({ type: 'rate-result', result: await runRate(msg.job) });
+      if (msg.type === 'closed') process.send({ type: 'closed-result', result: await runClosed(msg.job) });
       if (msg.type === 'bulk') process.send({ type: 'bulk-result', result: await runBulk(msg.job) });
     } catch (err) {
       process.send({ type: 'error', message: String(err?.stack ?? err) });

@@ -49,6 +49,11 @@ interface Latency {
   p90Ms: number;
   p99Ms: number;
 }
+interface CapacityResult {
+  achievedRps: number;
+  errors: number;
+  proxyCpuPer1000: Array<{ name: string; vcpu: number }>;
+}
 interface RateResult {
   achievedRps: number;
   errors: number;
@@ -158,7 +163,7 @@ describe.skipIf(notLinux !== undefined)(
       expect(svg).toContain('Istio: 12 MB, one ztunnel');
     });
 
-    it('latency: direct, meshd L4 and L7 at a fixed rate, bulk ratio, table and chart', async () => {
+    it('latency: direct, meshd L4 and L7 at a fixed rate, capacity, bulk ratio, table and chart', async () => {
       latency = await (
         await load('latency')
       ).run({
@@ -170,6 +175,9 @@ describe.skipIf(notLinux !== undefined)(
           durationMs: 700,
           bulkBytes: 4e6,
           bulkRepeats: 1,
+          capacityConnections: 4,
+          capacityWarmupMs: 200,
+          capacityMs: 500,
           subnets: [69, 70],
           vip: '127.10.6.20',
           vipL7: '127.10.6.21',
@@ -211,8 +219,21 @@ describe.skipIf(notLinux !== undefined)(
         expect(r?.proxyCpuPer1000.map((p) => p.name)).toEqual(['ztunnel A', 'waypoint', 'ztunnel B']);
         expect(bulk['meshd-l7']?.mbps).toBeGreaterThan(0);
       }
+      const capacity = latency.data.capacity as Record<string, CapacityResult>;
+      for (const key of ['direct', 'meshd-l4', ...(waypointBuilt ? ['meshd-l7'] : [])]) {
+        expect(capacity[key]?.errors, key).toBe(0);
+        expect(capacity[key]?.achievedRps, key).toBeGreaterThan(0);
+      }
+      expect(capacity['meshd-l4']?.proxyCpuPer1000.every((p) => p.vcpu > 0)).toBe(true);
+      const capRows = tableRows(latency.markdown, 'ratio to direct | vCPU');
+      expect(capRows.find((r) => r[0] === 'direct')?.[2]).toBe('1.00');
+      expect(capRows.find((r) => r[0] === 'meshd L4 (2 ztunnels)')?.[3]).toMatch(/^\d\.\d{3} \/ \d\.\d{3}$/);
+      if (waypointBuilt)
+        expect(latency.markdown).toMatch(
+          /\*\*Waypoint capacity \(4 connections, closed loop\):\*\* [\d,]+ requests\/s/,
+        );
       expect(latency.markdown).toMatch(/ztunnel latency run \(4 connections/);
-      expect(tableRows(latency.markdown, 'ratio to direct').length).toBeGreaterThanOrEqual(3);
+      expect(tableRows(latency.markdown, 'MB/s').length).toBeGreaterThanOrEqual(3);
 
       const svg = readFileSync(join(out, 'latency.svg'), 'utf8');
       expect(parseXmlShape(svg).root).toBe('svg');
