@@ -63,9 +63,11 @@ export class WaypointListener {
     // No whole-request deadline: uploads and streams last as long as routes allow (Envoy's default).
     this.h1.requestTimeout = 0;
     this.h1.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {
-      this.log.debug({ err: err.message }, 'malformed HTTP/1 request');
-      if (socket.writable)
-        socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+      this.log.debug({ err: err.message, code: err.code }, 'malformed HTTP/1 request');
+      // Envoy's answers: 431 when the headers exceed the limit, 400 for anything else malformed.
+      const status =
+        err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
+      if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
       else socket.destroy();
     });
     this.h2 = http2.createServer({

@@ -135,6 +135,19 @@ describe('waypoint runtime, HTTP/1.1', () => {
     agent.destroy();
   });
 
+  it('answers 431 to request headers over 60 KiB and 400 to a malformed request, then closes', async () => {
+    h = new RuntimeHarness();
+    const { v1, v2 } = await h.startBackends();
+    const ctx = () => h!.context({ kind: 'ip', ip: '127.10.53.1', port: 9080 });
+    const big = h.tunnel(ctx());
+    big.write(`GET / HTTP/1.1\r\nhost: reviews.shop\r\nx-big: ${'a'.repeat(64 * 1024)}\r\n\r\n`);
+    expect(await readBody(big)).toMatch(/^HTTP\/1.1 431 Request Header Fields Too Large\r\n/);
+    const bad = h.tunnel(ctx());
+    bad.write('GET / HTTP/1.1\r\nhost reviews.shop\r\n\r\n');
+    expect(await readBody(bad)).toMatch(/^HTTP\/1.1 400 Bad Request\r\n/);
+    expect(v1.count() + v2.count()).toBe(0);
+  });
+
   it('passes non-HTTP bytes through to the service (L4) and logs the connection', async () => {
     h = new RuntimeHarness();
     await h.startBackends();
