@@ -13,12 +13,16 @@ export class ChildDaemon {
   private readonly stderr: string[] = [];
   private readonly waiters: Array<{ pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }> = [];
   exitCode: number | null = null;
+  /** The signal that ended the process, if one did. */
+  exitSignal: NodeJS.Signals | null = null;
   readonly exited: Promise<number | null>;
 
   constructor(
     readonly name: string,
     readonly child: ChildProcess,
     logFile?: WriteStream,
+    /** Where its output is copied, for messages that point a user at it. */
+    readonly logPath?: string,
   ) {
     let buf = '';
     child.stdout?.setEncoding('utf8');
@@ -36,8 +40,9 @@ export class ChildDaemon {
       logFile?.write(chunk);
       this.stderr.push(chunk);
     });
-    this.exited = once(child, 'exit').then(([code]) => {
+    this.exited = once(child, 'exit').then(([code, signal]) => {
       this.exitCode = code as number | null;
+      this.exitSignal = signal as NodeJS.Signals | null;
       logFile?.end();
       return this.exitCode;
     });
@@ -135,5 +140,10 @@ export function spawnMeshd(name: string, opts: SpawnOptions): ChildDaemon {
     env: { ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  return new ChildDaemon(name, child, opts.logPath ? createWriteStream(opts.logPath) : undefined);
+  return new ChildDaemon(
+    name,
+    child,
+    opts.logPath ? createWriteStream(opts.logPath) : undefined,
+    opts.logPath,
+  );
 }

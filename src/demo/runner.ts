@@ -10,7 +10,7 @@ import { loadOrCreateCa } from '../app.js';
 import { compileObjects, parseKubeYaml } from '../config-source/index.js';
 import { DEFAULT_TRUST_DOMAIN } from '../identity/index.js';
 import { silentLogger } from '../telemetry/index.js';
-import { spawnMeshd } from './children.js';
+import { spawnMeshd, type ChildDaemon } from './children.js';
 import { runDemoChecks, type RunningDemo } from './check.js';
 import { buildDemoPlan } from './plan.js';
 import { startEchoApp, startFrontendApp } from './sample-apps.js';
@@ -166,6 +166,19 @@ function banner(d: RunningDemo, dir: string): string {
   return lines.join('\n') + '\n';
 }
 
+/**
+ * What to tell the user when a daemon of the demo exits while the demo runs (a crash, or someone
+ * killing it to see what the mesh does): the rest keeps running, and traffic that needed it fails
+ * closed.
+ */
+export function describeUnexpectedExit(c: ChildDaemon): string {
+  const how = c.exitSignal ? `was killed by ${c.exitSignal}` : `exited with code ${String(c.exitCode)}`;
+  return (
+    `meshd demo: ${c.name} ${how}; the rest of the mesh keeps running, and connections that need it ` +
+    `now fail closed.${c.logPath ? ` Its log: ${c.logPath}` : ''} Ctrl-C stops the demo.\n`
+  );
+}
+
 /** Run the demo; resolves with the process exit code. */
 export async function runDemo(opts: DemoOptions): Promise<number> {
   const demo = await startDemo(opts);
@@ -182,7 +195,13 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
       return failed === 0 ? 0 : 1;
     }
     opts.out(banner(demo, opts.dir));
+    let stopping = false;
+    for (const c of [...demo.ztunnels.values(), ...demo.waypoints])
+      void c.exited.then(() => {
+        if (!stopping) opts.out(describeUnexpectedExit(c));
+      });
     await opts.untilInterrupted();
+    stopping = true;
     opts.out('stopping the demo mesh…\n');
     return 0;
   } finally {
