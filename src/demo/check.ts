@@ -10,6 +10,7 @@ import type { ChildDaemon, LogLine } from './children.js';
 import type { DemoPlan } from './plan.js';
 import type { RunningApp } from './sample-apps.js';
 import { Socks5Error, socksAgent, socksConnect } from './socks5-client.js';
+import { exchangeWebSocketMessage } from './websocket.js';
 
 /** The demo mesh as started by the runner: what the checks look at. */
 export interface RunningDemo {
@@ -194,6 +195,22 @@ export async function runDemoChecks(demo: RunningDemo): Promise<CheckResult[]> {
       }
       return undefined;
     });
+
+    await check(
+      'a WebSocket through the waypoint: upgraded (101), routed by x-canary to v2, echoed',
+      async () => {
+        const [host, port] = frontend.upstream!.split(':');
+        const socket = await socksConnect({ host: frontend.ip, port: 15080 }, frontend.upstream!);
+        const r = await exchangeWebSocketMessage(socket, `${host}:${port}`, '/ws', 'hello over the mesh', {
+          'x-canary': 'true',
+        });
+        if (r.status !== 101) return `answered ${r.status}`;
+        if (!r.acceptOk) return 'Sec-WebSocket-Accept does not match the key';
+        if (r.headers['x-version'] !== 'v2')
+          return `reached ${r.headers['x-pod']} (${r.headers['x-version']})`;
+        return r.reply === 'hello over the mesh' ? undefined : `echo: ${String(r.reply)}`;
+      },
+    );
 
     await check(
       'the waypoint splits other traffic 90/10 (v2 share of 200 requests between 3 % and 20 %)',

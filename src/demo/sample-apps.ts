@@ -9,6 +9,8 @@
  *   /delay/<ms>             wait, then answer 200
  *   /flaky/<n>/<key>        the first n requests for <key> answer 503, later ones 200
  *   /_stats                 {"requests": <count>}
+ * and a WebSocket echo (Upgrade: websocket on any path): the 101 names the pod and version
+ * (x-pod, x-version), text and binary messages come back as sent, ping gets pong, close closes.
  * tcp-echo: writes back every byte it reads; half-close aware (ends after the client ends).
  * frontend: on any request, calls the upstream through SOCKS5 and wraps the upstream's answer.
  */
@@ -17,6 +19,7 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { socksAgent, type SocksProxy } from './socks5-client.js';
+import { buildAcceptKey, encodeFrame, FrameReader, OPCODE } from './websocket.js';
 
 export interface RunningApp {
   address: AddressInfo;
@@ -101,6 +104,10 @@ export async function startEchoApp(opts: EchoOptions): Promise<RunningApp> {
   };
   const h1 = http.createServer(handle);
   h1.keepAliveTimeout = 30_000;
+  h1.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+    requests++;
+    serveWebSocketEcho(req, socket, head, opts);
+  });
   const h2 = http2.createServer(handle);
   const sockets = new Set<net.Socket>();
   // One port, both protocols: sniff the HTTP/2 connection preface.
@@ -120,6 +127,45 @@ export async function startEchoApp(opts: EchoOptions): Promise<RunningApp> {
   });
   const address = await listenOn(server, opts.host, opts.port);
   return { address, close: () => closeNet(server, sockets), count: () => requests };
+}
+
+function serveWebSocketEcho(
+  req: http.IncomingMessage,
+  socket: net.Socket,
+  head: Buffer,
+  opts: EchoOptions,
+): void {
+  const key = req.headers['sec-websocket-key'];
+  if (String(req.headers.upgrade).toLowerCase() !== 'websocket' || typeof key !== 'string') {
+    socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+    return;
+  }
+  socket.write(
+    'HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n' +
+      `sec-websocket-accept: ${buildAcceptKey(key)}\r\nx-pod: ${opts.pod}\r\nx-version: ${opts.version ?? 'v1'}\r\n\r\n`,
+  );
+  const reader = new FrameReader();
+  const onData = (chunk: Buffer): void => {
+    let frames;
+    try {
+      frames = reader.feed(chunk);
+    } catch {
+      socket.destroy();
+      return;
+    }
+    for (const f of frames) {
+      if (f.opcode === OPCODE.close) {
+        socket.end(encodeFrame(OPCODE.close, f.payload, false));
+        return;
+      }
+      if (f.opcode === OPCODE.ping) socket.write(encodeFrame(OPCODE.pong, f.payload, false));
+      else if (f.opcode === OPCODE.text || f.opcode === OPCODE.binary)
+        socket.write(encodeFrame(f.opcode, f.payload, false));
+    }
+  };
+  socket.on('data', onData);
+  socket.on('error', () => socket.destroy());
+  if (head.length > 0) onData(head);
 }
 
 /** A TCP echo server; after the client half-closes, it finishes echoing and ends. */

@@ -4,7 +4,7 @@
  * The first bytes decide: the HTTP/2 preface goes to an http2 server (prior knowledge, gRPC),
  * an HTTP/1.x request line to an http server (keep-alive), anything else (or a port declared
  * TCP) to the L4 passthrough. Both servers are fed with `emit('connection', stream)`; they never
- * listen on a socket themselves.
+ * listen on a socket themselves. HTTP/1.1 upgrade requests (WebSocket) go to upgrade.ts.
  *
  * Invariants:
  * - every tunnel is tracked from serve() until its stream closes; `serve` resolves then;
@@ -23,6 +23,7 @@ import { proxyRequest } from './proxy.js';
 import type { PassthroughDeps } from './passthrough.js';
 import { proxyTcp } from './passthrough.js';
 import { sniffProtocol } from './sniff.js';
+import { buildPlainRequestHead, proxyUpgrade, upgradeKind } from './upgrade.js';
 
 export type ListenerDeps = ProxyDeps & PassthroughDeps & { log: Logger };
 
@@ -62,6 +63,9 @@ export class WaypointListener {
     this.h1.headersTimeout = HEADERS_TIMEOUT_MS;
     // No whole-request deadline: uploads and streams last as long as routes allow (Envoy's default).
     this.h1.requestTimeout = 0;
+    this.h1.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) =>
+      this.onUpgrade(req, socket, head),
+    );
     this.h1.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {
       this.log.debug({ err: err.message, code: err.code }, 'malformed HTTP/1 request');
       // Envoy's answers: 431 when the headers exceed the limit, 400 for anything else malformed.
@@ -167,6 +171,25 @@ export class WaypointListener {
     void proxyRequest(this.deps, t.ctx, ex).catch((err: unknown) =>
       this.requestFailed(t, err, () => ex.reset()),
     );
+  }
+
+  /** node:http hands over upgrade requests (Connection: upgrade) with the raw connection. */
+  private onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
+    const t = this.tunnels.get(socket);
+    if (!t) {
+      socket.destroy();
+      return;
+    }
+    if (upgradeKind(req.headers) === 'h2c') {
+      // Envoy strips an h2c upgrade and serves the request as HTTP/1.1: parse it again without.
+      socket.unshift(Buffer.concat([buildPlainRequestHead(req), head]));
+      this.h1.emit('connection', socket);
+      return;
+    }
+    t.activeRequests++;
+    void proxyUpgrade(this.deps, t.ctx, req, socket, head)
+      .catch((err: unknown) => this.requestFailed(t, err, () => socket.destroy()))
+      .finally(() => t.activeRequests--);
   }
 
   private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {

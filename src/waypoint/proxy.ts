@@ -54,9 +54,9 @@ export interface InboundContext {
   client: RequestClient;
 }
 
-type ForwardPlan = Extract<RequestPlan, { kind: 'forward' }>;
+export type ForwardPlan = Extract<RequestPlan, { kind: 'forward' }>;
 
-interface Outcome {
+export interface Outcome {
   status: number;
   grpcStatus: number | undefined;
   flags: ResponseFlag[];
@@ -66,14 +66,36 @@ interface Outcome {
   attempts: number;
 }
 
-export async function proxyRequest(
+export function proxyRequest(deps: ProxyDeps, conn: InboundContext, ex: DownstreamExchange): Promise<void> {
+  const body = new RequestBody(ex.body);
+  return runRequest(deps, conn, ex, {
+    forward: (view, plan, started) => forward(deps, view, plan, ex, body, started),
+    skipBody: () => body.discard(),
+    bytesReceived: () => body.bytes,
+  });
+}
+
+/** How one kind of request is forwarded (the rest of its life is runRequest's). */
+export interface RequestHandler {
+  forward(view: WaypointView, plan: ForwardPlan, started: number): Promise<Outcome>;
+  /** The request is answered without forwarding: stop reading its body. */
+  skipBody(): void;
+  /** Request bytes received, for telemetry (read once the request ended). */
+  bytesReceived(): number;
+}
+
+/**
+ * The life of every request: the plan, an injected delay, then a local answer or the handler's
+ * forward, then metrics and the access log (once).
+ */
+export async function runRequest(
   deps: ProxyDeps,
   conn: InboundContext,
   ex: DownstreamExchange,
+  handler: RequestHandler,
 ): Promise<void> {
   const started = deps.clock();
   const view = deps.view();
-  const body = new RequestBody(ex.body);
   const plan = buildRequestPlan({
     config: view.config,
     service: conn.service,
@@ -84,18 +106,32 @@ export async function proxyRequest(
   let outcome: Outcome;
   if (plan.delayMs > 0) await waitOrClientGone(plan.delayMs, ex);
   if (ex.aborted) {
-    body.discard();
+    handler.skipBody();
     outcome = local(
       0,
       ['DC', ...(plan.delayMs > 0 ? (['DI'] as const) : [])],
       'downstream_remote_disconnect',
     );
   } else if (plan.kind === 'respond') {
-    body.discard();
+    handler.skipBody();
     outcome = reply(ex, plan.response);
   } else {
-    outcome = await forward(deps, view, plan, ex, body, started);
+    outcome = await handler.forward(view, plan, started);
   }
+  finishRequest(deps, view, conn, ex, plan, outcome, handler.bytesReceived(), started);
+}
+
+/** Metrics and the access-log line of one finished request (exactly once per request). */
+function finishRequest(
+  deps: ProxyDeps,
+  view: WaypointView,
+  conn: InboundContext,
+  ex: DownstreamExchange,
+  plan: RequestPlan,
+  outcome: Outcome,
+  bytesReceived: number,
+  started: number,
+): void {
   const backend = plan.kind === 'forward' ? plan.backend : undefined;
   const record: RequestRecord = {
     connectionId: conn.connectionId,
@@ -120,7 +156,7 @@ export async function proxyRequest(
     upstreamHost: outcome.upstream?.key,
     upstreamWorkload: outcome.upstream?.workload,
     attempts: outcome.attempts,
-    bytesReceived: body.bytes,
+    bytesReceived,
     bytesSent: outcome.bytesSent,
     durationMs: deps.clock() - started,
   };
@@ -131,7 +167,7 @@ function describeRoute(rule: { route: { namespace: string; name: string }; ruleI
   return `${rule.route.namespace}/${rule.route.name}[${rule.ruleIndex}]`;
 }
 
-function local(status: number, flags: readonly ResponseFlag[], details: string): Outcome {
+export function local(status: number, flags: readonly ResponseFlag[], details: string): Outcome {
   return {
     status,
     grpcStatus: undefined,
@@ -143,7 +179,7 @@ function local(status: number, flags: readonly ResponseFlag[], details: string):
   };
 }
 
-function reply(ex: DownstreamExchange, r: SyntheticResponse, extra: Partial<Outcome> = {}): Outcome {
+export function reply(ex: DownstreamExchange, r: SyntheticResponse, extra: Partial<Outcome> = {}): Outcome {
   const bytesSent = sendSyntheticResponse(ex, r);
   const grpc = r.headers['grpc-status'];
   return {
@@ -330,6 +366,6 @@ function detailsOf(flag: ResponseFlag): string {
   }
 }
 
-function withForwardedProto<T extends Record<string, unknown>>(headers: T): T {
+export function withForwardedProto<T extends Record<string, unknown>>(headers: T): T {
   return headers['x-forwarded-proto'] === undefined ? { ...headers, 'x-forwarded-proto': 'http' } : headers;
 }

@@ -53,6 +53,7 @@ export type LocalReplyReason =
   | { kind: 'no-healthy-upstream' }
   | { kind: 'overflow' }
   | { kind: 'request-timeout' }
+  | { kind: 'upgrade-failed' }
   | { kind: 'upstream-failure'; failure: UpstreamFailure; retryLimitExceeded: boolean };
 
 const TEXT = { 'content-type': 'text/plain' };
@@ -139,6 +140,9 @@ export function buildLocalReply(r: LocalReplyReason): SyntheticResponse {
         responseFlags: ['UT'],
         details: 'upstream_response_timeout',
       };
+    case 'upgrade-failed':
+      // Envoy's answer to an Upgrade the listener is not configured for (Istio allows websocket).
+      return { status: 403, headers: {}, body: '', responseFlags: [], details: 'upgrade_failed' };
     case 'upstream-failure':
       return buildUpstreamFailureReply(r.failure, r.retryLimitExceeded);
   }

@@ -24,6 +24,7 @@ describe('meshd demo --check', () => {
       /✓ frontend-0 → backend\.shop:8080: 20 requests reach the v1 backends on both nodes/,
       /✓ access logs show both mTLS identities/,
       /✓ the waypoint routes x-canary: true to v2/,
+      /✓ a WebSocket through the waypoint: upgraded \(101\), routed by x-canary to v2, echoed/,
       /✓ the waypoint splits other traffic 90\/10/,
       /✓ L7 policy at the waypoint: \/admin is denied with 403/,
       /✓ intruder-0 → backend\.shop:8080 is denied at the waypoint \(403\)/,
