@@ -10,8 +10,9 @@
  *   parent are not supported and get a warning (the parentRef is skipped);
  * - cross-namespace backendRefs need no ReferenceGrant in mesh routes (Istio enforces grants only
  *   for Gateway parents);
- * - RequestMirror is accepted but ignored with a warning; CORS, ExtensionRef and ExternalAuth are
- *   errors (Istio rejects unsupported filters with InvalidFilter);
+ * - RequestMirror (rule level, several allowed) sends a fire-and-forget copy as Envoy's request
+ *   mirror policy does; CORS, ExtensionRef and ExternalAuth are errors (Istio rejects unsupported
+ *   filters with InvalidFilter);
  * - a backendRef to a missing Service or an unsupported kind stays in the split and gets 500, as
  *   in Istio; existence is checked only when the input contains Service objects at all.
  */
@@ -32,6 +33,7 @@ import type { RetryPolicy } from './retry-policy.js';
 import type {
   BackendTarget,
   HeaderModifier,
+  RequestMirror,
   RouteFilter,
   RouteMatch,
   RouteRule,
@@ -146,6 +148,7 @@ function readFilters(
   value: unknown,
   field: string,
   backendLevel: boolean,
+  env: RouteEnv,
 ): RouteFilter[] {
   const out: RouteFilter[] = [];
   const seen = new Set<string>();
@@ -172,11 +175,7 @@ function readFilters(
     }
     const supportedHere = backendLevel
       ? ['RequestHeaderModifier', 'ResponseHeaderModifier']
-      : ['RequestHeaderModifier', 'ResponseHeaderModifier', 'RequestRedirect', 'URLRewrite'];
-    if (type === 'RequestMirror' && !backendLevel) {
-      ctx.warn(f, 'RequestMirror is not supported by meshd yet; requests are not mirrored');
-      return;
-    }
+      : ['RequestHeaderModifier', 'ResponseHeaderModifier', 'RequestRedirect', 'URLRewrite', 'RequestMirror'];
     if (!supportedHere.includes(type)) {
       ctx.fail(
         `${f}.type`,
@@ -189,6 +188,8 @@ function readFilters(
       out.push({ type, modifier: readHeaderModifier(ctx, body, `${f}.${own}`) });
     } else if (type === 'RequestRedirect') {
       out.push({ type, redirect: readRedirect(ctx, body, `${f}.${own}`) });
+    } else if (type === 'RequestMirror') {
+      out.push({ type, mirror: readMirror(ctx, body, `${f}.${own}`, env) });
     } else {
       out.push({ type: 'URLRewrite', rewrite: readRewrite(ctx, body, `${f}.${own}`) });
     }
@@ -196,12 +197,48 @@ function readFilters(
   return out;
 }
 
+/** requestMirror: {backendRef, percent | fraction}. */
+function readMirror(ctx: ObjectContext, value: unknown, f: string, env: RouteEnv): RequestMirror {
+  const o = readObject(ctx, value, f) ?? {};
+  warnUnknownFields(ctx, o, f, ['backendRef', 'percent', 'fraction']);
+  if (o.backendRef === undefined)
+    ctx.fail(
+      `${f}.backendRef`,
+      'is required',
+      'name the Service to mirror to, e.g. {name: reviews-v2, port: 9080}',
+    );
+  const backend = readBackend(ctx, o.backendRef, `${f}.backendRef`, env, 'mirror');
+  const percent = readInt(ctx, o.percent, `${f}.percent`, { min: 0, max: 100 });
+  let share = percent ?? 100;
+  if (o.fraction !== undefined) {
+    if (percent !== undefined)
+      ctx.fail(`${f}.fraction`, 'must not be set together with percent', 'keep one of percent and fraction');
+    const fr = readObject(ctx, o.fraction, `${f}.fraction`) ?? {};
+    warnUnknownFields(ctx, fr, `${f}.fraction`, ['numerator', 'denominator']);
+    const numerator = readInt(ctx, fr.numerator, `${f}.fraction.numerator`, { min: 0 }) ?? 0;
+    const denominator = readInt(ctx, fr.denominator, `${f}.fraction.denominator`, { min: 1 }) ?? 100;
+    if (numerator > denominator)
+      ctx.fail(
+        `${f}.fraction`,
+        `${numerator}/${denominator} is more than 1`,
+        'use a numerator no larger than the denominator',
+      );
+    share = (100 * numerator) / denominator;
+  }
+  return {
+    target: backend?.target ?? { kind: 'Invalid', reason: 'mirror backendRef has weight 0' },
+    percent: share,
+  };
+}
+
 function readBackend(
   ctx: ObjectContext,
   item: unknown,
   f: string,
   env: RouteEnv,
+  role: 'backend' | 'mirror' = 'backend',
 ): WeightedBackend | undefined {
+  const lost = role === 'mirror' ? 'nothing is mirrored to it' : 'its share of requests gets 500';
   const o = readObject(ctx, item, f) ?? {};
   warnUnknownFields(ctx, o, f, ['group', 'kind', 'name', 'namespace', 'port', 'weight', 'filters']);
   const group = readString(ctx, o.group, `${f}.group`) ?? '';
@@ -210,7 +247,7 @@ function readBackend(
   const namespace = readString(ctx, o.namespace, `${f}.namespace`) ?? ctx.namespace;
   const port = readInt(ctx, o.port, `${f}.port`, { min: 1, max: 65535 });
   const weight = readInt(ctx, o.weight, `${f}.weight`, { min: 0, max: 1_000_000 }) ?? 1;
-  const filters = readFilters(ctx, o.filters, `${f}.filters`, true);
+  const filters = readFilters(ctx, o.filters, `${f}.filters`, true, env);
   if (weight === 0) return undefined;
   let target: BackendTarget;
   if (kind === 'Service' && isCoreGroup(group)) {
@@ -228,16 +265,13 @@ function readBackend(
       );
     const hostname = `${name}.${namespace}.svc.${env.clusterDomain}`;
     if (env.serviceExists && !env.serviceExists(namespace, name)) {
-      ctx.warn(f, `backend Service ${namespace}/${name} not found; its share of requests gets 500`);
+      ctx.warn(f, `backend Service ${namespace}/${name} not found; ${lost}`);
       target = { kind: 'Invalid', reason: `backend(${hostname}) not found` };
     } else {
       target = { kind: 'Service', namespace, name, hostname, port };
     }
   } else {
-    ctx.warn(
-      f,
-      `backendRef kind ${kind} (group "${group}") is not supported; its share of requests gets 500`,
-    );
+    ctx.warn(f, `backendRef kind ${kind} (group "${group}") is not supported; ${lost}`);
     target = { kind: 'Invalid', reason: `unsupported backendRef group "${group}" kind "${kind}"` };
   }
   const modifier = (t: RouteFilter['type']): HeaderModifier | undefined => {
@@ -348,7 +382,7 @@ export function compileHttpRoute(
       ctx.warn(`${f}.sessionPersistence`, 'session persistence is not supported; ignored');
     const rawMatches = rule.matches === undefined ? [{}] : readList(ctx, rule.matches, `${f}.matches`, 64);
     const matches: RouteMatch[] = rawMatches.map((m, i) => readRouteMatch(ctx, m, `${f}.matches[${i}]`));
-    const filters = readFilters(ctx, rule.filters, `${f}.filters`, false);
+    const filters = readFilters(ctx, rule.filters, `${f}.filters`, false, env);
     const rawBackends = readList(ctx, rule.backendRefs, `${f}.backendRefs`, 16);
     const hasRedirect = filters.some((x) => x.type === 'RequestRedirect');
     if (hasRedirect && filters.some((x) => x.type === 'URLRewrite')) {

@@ -20,6 +20,36 @@ const BE = 'backendRefs: [{name: reviews-v1, port: 9080}]';
 describe('compileWaypointConfig: invalid input', () => {
   it.each([
     [
+      'mirror without backendRef',
+      route(`{filters: [{type: RequestMirror, requestMirror: {percent: 10}}], ${BE}}`),
+      'spec.rules[0].filters[0].requestMirror.backendRef',
+      /is required/,
+    ],
+    [
+      'mirror percent out of range',
+      route(
+        `{filters: [{type: RequestMirror, requestMirror: {backendRef: {name: reviews-v2, port: 9080}, percent: 150}}], ${BE}}`,
+      ),
+      'spec.rules[0].filters[0].requestMirror.percent',
+      /out of range/,
+    ],
+    [
+      'mirror with percent and fraction',
+      route(
+        `{filters: [{type: RequestMirror, requestMirror: {backendRef: {name: reviews-v2, port: 9080}, percent: 5, fraction: {numerator: 1}}}], ${BE}}`,
+      ),
+      'spec.rules[0].filters[0].requestMirror.fraction',
+      /must not be set together with percent/,
+    ],
+    [
+      'mirror fraction above one',
+      route(
+        `{filters: [{type: RequestMirror, requestMirror: {backendRef: {name: reviews-v2, port: 9080}, fraction: {numerator: 3, denominator: 2}}}], ${BE}}`,
+      ),
+      'spec.rules[0].filters[0].requestMirror.fraction',
+      /3\/2 is more than 1/,
+    ],
+    [
       'path without slash',
       route(`{matches: [{path: {value: api}}], ${BE}}`),
       'spec.rules[0].matches[0].path.value',

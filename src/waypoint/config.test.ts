@@ -231,9 +231,9 @@ describe('compileWaypointConfig: warnings', () => {
       /spec.rules\[0\].backendRef: unknown field, ignored; did you mean "backendRefs"\?/,
     ],
     [
-      'mirror ignored',
-      `apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r, namespace: shop}\nspec: {parentRefs: [{kind: Service, group: "", name: reviews}], rules: [{filters: [{type: RequestMirror, requestMirror: {backendRef: {name: ratings, port: 9080}}}]}]}`,
-      /RequestMirror is not supported/,
+      'mirror to a missing Service',
+      `apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r, namespace: shop}\nspec: {parentRefs: [{kind: Service, group: "", name: reviews}], rules: [{filters: [{type: RequestMirror, requestMirror: {backendRef: {name: gone, port: 9080}}}], backendRefs: [{name: reviews-v1, port: 9080}]}]}`,
+      /requestMirror.backendRef: backend Service shop\/gone not found; nothing is mirrored to it/,
     ],
     [
       'abort without percentage',
@@ -248,6 +248,26 @@ describe('compileWaypointConfig: warnings', () => {
 const route = (rule: string, extra = ''): string =>
   `apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: bad, namespace: shop${extra}}\nspec:\n  parentRefs: [{kind: Service, group: "", name: reviews}]\n  rules: [${rule}]`;
 const BE = 'backendRefs: [{name: reviews-v1, port: 9080}]';
+
+describe('RequestMirror', () => {
+  it('compiles percent and fraction into a share of requests, 100 % when neither is set', () => {
+    const mirror = (spec: string) =>
+      `{filters: [{type: RequestMirror, requestMirror: {backendRef: {name: reviews-v2, port: 9080}${spec}}}], ${BE}}`;
+    const shares = [
+      mirror(''),
+      mirror(', percent: 25'),
+      mirror(', fraction: {numerator: 1, denominator: 8}'),
+    ].map((r) => {
+      const f = findRouteEntries(compile(route(r)).config, reviews)[0]?.rule.filters[0];
+      return f?.type === 'RequestMirror' ? [f.mirror.percent, f.mirror.target.kind] : undefined;
+    });
+    expect(shares).toEqual([
+      [100, 'Service'],
+      [25, 'Service'],
+      [12.5, 'Service'],
+    ]);
+  });
+});
 
 describe('default retry policy', () => {
   it('rules without a retry stanza use the waypoint default unless the route opts into non-idempotent retries', () => {

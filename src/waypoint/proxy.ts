@@ -32,6 +32,7 @@ import type { RetryDecision } from './retry-state.js';
 import { RetryState } from './retry-state.js';
 import type { UpstreamCluster, UpstreamClusterSet } from './upstream-cluster.js';
 import { findBackendEndpoints } from './backend-endpoints.js';
+import { startMirrors } from './mirror.js';
 import type { UpstreamConnections } from './upstream-pool.js';
 import type { AttemptResult, UpstreamEndpoint } from './upstream-types.js';
 import type { WaypointView } from './view.js';
@@ -226,6 +227,19 @@ async function forward(
     body.discard();
     return reply(ex, buildLocalReply({ kind: 'overflow' }), { flags: planFlags });
   }
+  if (plan.mirrors.length > 0)
+    startMirrors(
+      deps,
+      view,
+      plan.mirrors,
+      {
+        protocol: ex.protocol,
+        ...plan.upstreamRequest,
+        headers: withForwardedProto(plan.upstreamRequest.headers),
+      },
+      ex.body,
+      plan.timeouts.requestMs,
+    );
   try {
     return await attemptLoop(deps, plan, ex, body, started, cluster, endpoints.byKey);
   } finally {

@@ -6,7 +6,8 @@
  *   3. route selection (routes attached but none matches → 404 NR; none attached → the Service);
  *   4. fault injection (delay DI, abort FI);
  *   5. the route's action: direct response (500 when no backend has weight), redirect, or a
- *      weighted backend (an invalid one → 500) with the request filters applied.
+ *      weighted backend (an invalid one → 500) with the request filters applied, plus the
+ *      RequestMirror copies sampled for this request.
  * Header modifiers of a backendRef apply before the rule's own filters, so the rule's `set` wins
  * on a conflict (Envoy's default, most_specific_header_mutations_wins = false).
  */
@@ -67,6 +68,8 @@ export type RequestPlan =
       upstreamRequest: { method: string; path: string; host: string; headers: HeaderMap };
       /** Apply to the upstream response headers, in order. */
       responseHeaderModifiers: readonly HeaderModifier[];
+      /** Services that get a fire-and-forget copy of this request (RequestMirror, already sampled). */
+      mirrors: BackendService[];
       retryPolicy: RetryPolicy;
       timeouts: RouteTimeouts;
       /** DI when a delay was injected; the runtime adds its own upstream flags. */
@@ -156,6 +159,7 @@ export function buildRequestPlan(input: RequestPlanInput): RequestPlan {
       },
       upstreamRequest: { method: request.method, path: norm.path, host: request.host, headers },
       responseHeaderModifiers: [],
+      mirrors: [],
       retryPolicy: ISTIO_DEFAULT_RETRY_POLICY,
       timeouts: NO_TIMEOUTS,
       responseFlags: [...faultFlags],
@@ -221,6 +225,18 @@ export function buildRequestPlan(input: RequestPlanInput): RequestPlan {
     responseHeaderModifiers: backend.responseHeaders
       ? [backend.responseHeaders, ...responseMods]
       : responseMods,
+    mirrors: rule.filters.flatMap((f) =>
+      f.type === 'RequestMirror' && f.mirror.target.kind === 'Service' && random() * 100 < f.mirror.percent
+        ? [
+            {
+              namespace: f.mirror.target.namespace,
+              name: f.mirror.target.name,
+              hostname: f.mirror.target.hostname,
+              port: f.mirror.target.port,
+            },
+          ]
+        : [],
+    ),
     retryPolicy: rule.retry ?? ISTIO_DEFAULT_RETRY_POLICY,
     timeouts: rule.timeouts,
     responseFlags: [...faultFlags],

@@ -61,7 +61,15 @@ export type RouteFilter =
   | { type: 'RequestHeaderModifier'; modifier: HeaderModifier }
   | { type: 'ResponseHeaderModifier'; modifier: HeaderModifier }
   | { type: 'RequestRedirect'; redirect: RequestRedirect }
-  | { type: 'URLRewrite'; rewrite: UrlRewrite };
+  | { type: 'URLRewrite'; rewrite: UrlRewrite }
+  | { type: 'RequestMirror'; mirror: RequestMirror };
+
+/** A copy of each matched request, sent fire-and-forget; its answer is discarded (Envoy shadow). */
+export interface RequestMirror {
+  target: BackendTarget;
+  /** Share of requests mirrored, 0 to 100 (Gateway API percent or fraction; 100 when unset). */
+  percent: number;
+}
 
 export type BackendTarget =
   | { kind: 'Service'; namespace: string; name: string; hostname: string; port: number }
