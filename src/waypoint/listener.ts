@@ -23,7 +23,7 @@ import { proxyRequest } from './proxy.js';
 import type { PassthroughDeps } from './passthrough.js';
 import { proxyTcp } from './passthrough.js';
 import { sniffProtocol } from './sniff.js';
-import { buildPlainRequestHead, proxyUpgrade, upgradeKind } from './upgrade.js';
+import { buildPlainRequestHead, proxyUpgrade, buildUpgradeKind } from './upgrade.js';
 
 export type ListenerDeps = ProxyDeps & PassthroughDeps & { log: Logger };
 
@@ -180,7 +180,7 @@ export class WaypointListener {
       socket.destroy();
       return;
     }
-    if (upgradeKind(req.headers) === 'h2c') {
+    if (buildUpgradeKind(req.headers) === 'h2c') {
       // Envoy strips an h2c upgrade and serves the request as HTTP/1.1: parse it again without.
       socket.unshift(Buffer.concat([buildPlainRequestHead(req), head]));
       this.h1.emit('connection', socket);

@@ -40,7 +40,7 @@ export function buildShadowHost(host: string): string {
   return `${name}-shadow${m?.[2] ?? ''}`;
 }
 
-export function startMirrors(
+export function proxyToMirrors(
   deps: MirrorDeps,
   view: WaypointView,
   mirrors: readonly BackendService[],

@@ -32,7 +32,7 @@ import type { RetryDecision } from './retry-state.js';
 import { RetryState } from './retry-state.js';
 import type { UpstreamCluster, UpstreamClusterSet } from './upstream-cluster.js';
 import { findBackendEndpoints } from './backend-endpoints.js';
-import { startMirrors } from './mirror.js';
+import { proxyToMirrors } from './mirror.js';
 import type { UpstreamConnections } from './upstream-pool.js';
 import type { AttemptResult, UpstreamEndpoint } from './upstream-types.js';
 import type { WaypointView } from './view.js';
@@ -228,7 +228,7 @@ async function forward(
     return reply(ex, buildLocalReply({ kind: 'overflow' }), { flags: planFlags });
   }
   if (plan.mirrors.length > 0)
-    startMirrors(
+    proxyToMirrors(
       deps,
       view,
       plan.mirrors,

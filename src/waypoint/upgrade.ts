@@ -40,7 +40,7 @@ function tokens(v: string | string[] | undefined): string[] {
 }
 
 /** What the client asks to upgrade to. */
-export function upgradeKind(headers: http.IncomingHttpHeaders): 'websocket' | 'h2c' | 'other' {
+export function buildUpgradeKind(headers: http.IncomingHttpHeaders): 'websocket' | 'h2c' | 'other' {
   const asked = tokens(headers.upgrade);
   if (asked.includes('websocket')) return 'websocket';
   return asked.length > 0 && asked.every((t) => t === 'h2c') ? 'h2c' : 'other';
@@ -82,7 +82,7 @@ export async function proxyUpgrade(
   res.shouldKeepAlive = false;
   res.once('finish', () => socket.end());
   const ex = new Http1Exchange(req, res);
-  const websocket = upgradeKind(req.headers) === 'websocket';
+  const websocket = buildUpgradeKind(req.headers) === 'websocket';
   let bytesReceived = 0;
   await runRequest(deps, conn, ex, {
     forward: async (view, plan) => {
