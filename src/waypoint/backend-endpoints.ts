@@ -19,7 +19,7 @@ const cache = new WeakMap<WaypointView, Map<string, BackendEndpoints>>();
 
 export function findBackendEndpoints(
   view: WaypointView,
-  backend: { namespace: string; hostname: string; port: number },
+  backend: { namespace: string; hostname: string; port: number; workloadIp?: string },
 ): BackendEndpoints {
   let perView = cache.get(view);
   if (!perView) {
@@ -29,6 +29,11 @@ export function findBackendEndpoints(
   const key = `${backend.namespace}/${backend.hostname}:${backend.port}`;
   const hit = perView.get(key);
   if (hit) return hit;
+  if (backend.workloadIp !== undefined) {
+    const result = findWorkloadEndpoint(view, backend.workloadIp, backend.port);
+    perView.set(key, result);
+    return result;
+  }
   const svc = view.state.findServiceByKey(`${backend.namespace}/${backend.hostname}`);
   if (!svc) {
     perView.set(key, EMPTY);
@@ -50,4 +55,13 @@ export function findBackendEndpoints(
   const result = { keys: [...byKey.keys()], byKey };
   perView.set(key, result);
   return result;
+}
+
+/** Workload-addressed traffic: the one pod at `ip`, on the port the client dialled. */
+function findWorkloadEndpoint(view: WaypointView, ip: string, port: number): BackendEndpoints {
+  const workload = view.state.findWorkloadByIp(ip);
+  if (!workload) return EMPTY;
+  const k = ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
+  const ep: UpstreamEndpoint = { key: k, ip, port, identities: [identityOf(workload)], workload };
+  return { keys: [k], byKey: new Map([[k, ep]]) };
 }

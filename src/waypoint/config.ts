@@ -22,6 +22,7 @@ import type { CompiledVirtualService } from './config-virtual-service.js';
 import { compileVirtualService } from './config-virtual-service.js';
 import type { DestinationPolicy } from './destination-policy.js';
 import type { FaultRoute } from './fault.js';
+import type { BackendService, DestinationService } from './http-types.js';
 import { sortRouteEntries } from './route-select.js';
 import type { RouteEntry } from './route-types.js';
 
@@ -42,6 +43,8 @@ export interface WaypointCompileOptions {
 export interface ServiceName {
   namespace: string;
   name: string;
+  /** Workload-addressed traffic: no Service's config applies (see DestinationService). */
+  workload?: unknown;
 }
 
 export interface WaypointConfig {
@@ -66,6 +69,19 @@ export function serviceKey(s: ServiceName): string {
 
 export function serviceHostname(s: ServiceName, clusterDomain: string): string {
   return `${s.name}.${s.namespace}.svc.${clusterDomain}`;
+}
+
+/** Where traffic goes when no route says otherwise: the Service port, or the pod itself. */
+export function buildDefaultBackend(d: DestinationService, clusterDomain: string): BackendService {
+  if (d.workload)
+    return {
+      namespace: d.namespace,
+      name: d.name,
+      hostname: d.workload.ip,
+      port: d.port,
+      workloadIp: d.workload.ip,
+    };
+  return { namespace: d.namespace, name: d.name, hostname: serviceHostname(d, clusterDomain), port: d.port };
 }
 
 const ISTIO_NETWORKING_VERSIONS = [
@@ -212,15 +228,21 @@ function assignFaults(
 }
 
 export function findRouteEntries(config: WaypointConfig, service: ServiceName): readonly RouteEntry[] {
+  if (service.workload) return [];
   return config.routes.get(serviceKey(service)) ?? [];
 }
 
 export function findFaultRoutes(config: WaypointConfig, service: ServiceName): readonly FaultRoute[] {
+  if (service.workload) return [];
   return config.faults.get(serviceKey(service)) ?? [];
 }
 
-/** Policies enforced for traffic to `service`: the waypoint-wide ones, then the Service's own. */
+/**
+ * Policies enforced for traffic to `service`: the waypoint-wide ones, then the Service's own
+ * (workload-addressed traffic: the waypoint-wide ones only).
+ */
 export function findAuthorizationPolicies(config: WaypointConfig, service: ServiceName): readonly L7Policy[] {
+  if (service.workload) return config.authorization.waypoint;
   const own = config.authorization.services.get(serviceKey(service)) ?? [];
   return own.length === 0 ? config.authorization.waypoint : [...config.authorization.waypoint, ...own];
 }

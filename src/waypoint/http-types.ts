@@ -25,6 +25,21 @@ export interface DestinationService {
   port: number;
   /** The VIP the client dialled; used as `destination.ip` in authorization. */
   vip?: string;
+  /**
+   * Set when the traffic was addressed to a pod (istio.io/use-waypoint on the Pod, a waypoint for
+   * `workload` or `all` traffic): `name` is then the pod's name, `port` its port, and no Service's
+   * routes, faults or policies apply; only policies on the waypoint itself do.
+   */
+  workload?: { ip: string };
+}
+
+/** Where a request goes: a Service port, or one pod (`workloadIp`, workload-addressed traffic). */
+export interface BackendService {
+  namespace: string;
+  name: string;
+  hostname: string;
+  port: number;
+  workloadIp?: string;
 }
 
 /** Who is calling, as seen on the inner HBONE mTLS connection. */

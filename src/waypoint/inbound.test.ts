@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { compileObjects } from '../config-source/index.js';
 import { buildInboundTarget, buildRequestClient } from './inbound.js';
 import { locatedObjects } from './test-helpers/index.js';
-import { BASE_YAML, SELF } from './test-helpers/runtime.js';
+import { BASE_YAML, BASE_YAML_ALL_TRAFFIC, SELF } from './test-helpers/runtime.js';
 
 const EXTRA = `apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
@@ -58,7 +58,7 @@ describe('buildInboundTarget', () => {
     [
       'a pod IP',
       { kind: 'ip', ip: '127.0.53.1', port: 8080 },
-      { ok: false, reason: /workload shop\/reviews-v1-0/ },
+      { ok: false, reason: /workload shop\/reviews-v1-0, which does not use waypoint shop\/waypoint/ },
     ],
     [
       'an unknown hostname',
@@ -77,6 +77,36 @@ describe('buildInboundTarget', () => {
       expect(r.status).toBe(503);
       expect(r.reason).toMatch(want.reason);
     }
+  });
+});
+
+describe('buildInboundTarget, workload-addressed (a waypoint for all traffic)', () => {
+  const all = compileObjects(locatedObjects(`${BASE_YAML_ALL_TRAFFIC}\n---\n${EXTRA}`)).state;
+
+  it('admits a pod that uses this waypoint, on the port the client dialled', () => {
+    const r = buildInboundTarget(all, SELF, { kind: 'ip', ip: '127.0.53.1', port: 8080 }, 'shop');
+    expect(r).toEqual({
+      ok: true,
+      destination: {
+        namespace: 'shop',
+        name: 'reviews-v1-0',
+        port: 8080,
+        vip: '127.0.53.1',
+        workload: { ip: '127.0.53.1' },
+      },
+      tcp: false,
+    });
+  });
+
+  it('still serves Service VIPs, and refuses an unknown address', () => {
+    const svc = buildInboundTarget(all, SELF, { kind: 'ip', ip: '127.10.53.1', port: 9080 }, 'shop');
+    expect(svc.ok && svc.destination.workload).toBeUndefined();
+    const none = buildInboundTarget(all, SELF, { kind: 'ip', ip: '127.0.99.9', port: 80 }, 'shop');
+    expect(none).toMatchObject({
+      ok: false,
+      status: 503,
+      reason: /not the address of any known Service or workload/,
+    });
   });
 });
 

@@ -1,12 +1,13 @@
 /**
  * Inbound admission: which Service (and port) an HBONE tunnel to the waypoint is for, and who is
- * calling. The authority is the client's ORIGINAL destination: `<VIP>:<service port>`, or
- * `<hostname>:<port>` for a Service without a VIP. Only Services whose waypoint is this one are
- * served; anything else is refused, so the waypoint never becomes a relay to arbitrary
- * destinations. Pure functions over one MeshState, tested as tables.
+ * calling. The authority is the client's ORIGINAL destination: `<VIP>:<service port>`,
+ * `<hostname>:<port>` for a Service without a VIP, or `<pod IP>:<port>` for a workload that uses
+ * this waypoint itself. Only Services and workloads whose waypoint is this one are served;
+ * anything else is refused, so the waypoint never becomes a relay to arbitrary destinations.
+ * Pure functions over one MeshState, tested as tables.
  */
 import { isIP } from 'node:net';
-import type { MeshState, Service } from '../state/index.js';
+import type { MeshState, Service, Workload } from '../state/index.js';
 import type { DestinationService, RequestClient } from './http-types.js';
 
 /** The HBONE `:authority`, as the HBONE server parsed it. */
@@ -23,7 +24,6 @@ export interface WaypointSelf {
 export type InboundTarget =
   | {
       ok: true;
-      service: Service;
       destination: DestinationService;
       /** The port is declared TCP (or TLS): pass bytes through without parsing HTTP. */
       tcp: boolean;
@@ -31,7 +31,10 @@ export type InboundTarget =
   | { ok: false; status: 503; reason: string };
 
 /** Whether `svc`'s traffic is sent to this waypoint (its istio.io/use-waypoint resolution). */
-export function isServedBy(svc: Pick<Service, 'waypoint'>, self: WaypointSelf): boolean {
+export function isServedBy(
+  svc: Pick<Service, 'waypoint'> | Pick<Workload, 'waypoint'>,
+  self: WaypointSelf,
+): boolean {
   const d = svc.waypoint?.destination;
   return d?.kind === 'hostname' && d.namespace === self.namespace && d.hostname === self.hostname;
 }
@@ -50,11 +53,23 @@ export function buildInboundTarget(
     svc = candidates.find((s) => isServedBy(s, self)) ?? candidates[0];
     if (!svc) {
       const w = state.findWorkloadByIp(authority.ip);
-      return refuse(
-        w
-          ? `${where} is workload ${w.namespace}/${w.name}; meshd's waypoint serves Service traffic only`
-          : `${where} is not the address of any known Service`,
-      );
+      if (!w) return refuse(`${where} is not the address of any known Service or workload`);
+      if (!isServedBy(w, self))
+        return refuse(
+          `${where} is workload ${w.namespace}/${w.name}, which does not use waypoint ${self.namespace}/${self.name} (istio.io/use-waypoint on the Pod or its Namespace, with a waypoint for workload or all traffic)`,
+        );
+      // Workload-addressed traffic: only the waypoint's own policies apply; the port is the pod's.
+      return {
+        ok: true,
+        destination: {
+          namespace: w.namespace,
+          name: w.name,
+          port: authority.port,
+          vip: authority.ip,
+          workload: { ip: authority.ip },
+        },
+        tcp: false,
+      };
     }
   } else {
     svc = state.findServiceByHostname(`${authority.host}.`, clientNamespace);
@@ -72,7 +87,6 @@ export function buildInboundTarget(
   const proto = svc.appProtocols[authority.port];
   return {
     ok: true,
-    service: svc,
     destination: {
       namespace: svc.namespace,
       name: svc.name,

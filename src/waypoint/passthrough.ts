@@ -12,7 +12,7 @@ import type { Logger } from '../telemetry/index.js';
 import { identityOf } from '../state/index.js';
 import { buildAuthzAttributes, evaluateL7Authorization, formatPolicyMatch } from './authz.js';
 import { findBackendEndpoints } from './backend-endpoints.js';
-import { findAuthorizationPolicies, serviceHostname } from './config.js';
+import { buildDefaultBackend, findAuthorizationPolicies, serviceHostname } from './config.js';
 import type { InboundContext } from './proxy.js';
 import type { Clock } from './random.js';
 import type { UpstreamClusterSet } from './upstream-cluster.js';
@@ -42,7 +42,7 @@ export async function proxyTcp(deps: PassthroughDeps, down: Duplex, conn: Inboun
       protocol: 'TCP',
       'src.addr': conn.client.ip,
       'src.identity': conn.client.identity,
-      'dst.service': serviceHostname(svc, view.config.clusterDomain),
+      'dst.service': svc.workload ? undefined : serviceHostname(svc, view.config.clusterDomain),
       duration: `${Math.round(deps.clock() - started)}ms`,
       ...fields,
     };
@@ -57,12 +57,7 @@ export async function proxyTcp(deps: PassthroughDeps, down: Duplex, conn: Inboun
     log({ response_flags: 'DENY' }, `connection denied by authorization policy: ${why}`);
     return;
   }
-  const backend = {
-    namespace: svc.namespace,
-    name: svc.name,
-    hostname: serviceHostname(svc, view.config.clusterDomain),
-    port: svc.port,
-  };
+  const backend = buildDefaultBackend(svc, view.config.clusterDomain);
   const endpoints = findBackendEndpoints(view, backend);
   const cluster = deps.clusters.clusterFor(view.config, backend);
   cluster.setHosts(endpoints.keys);
@@ -72,7 +67,9 @@ export async function proxyTcp(deps: PassthroughDeps, down: Duplex, conn: Inboun
     down.destroy();
     log(
       { response_flags: 'UH' },
-      `Service ${svc.namespace}/${svc.name} port ${svc.port} has no healthy endpoint`,
+      svc.workload
+        ? `pod ${svc.namespace}/${svc.name} (${svc.workload.ip}) is not a known workload`
+        : `Service ${svc.namespace}/${svc.name} port ${svc.port} has no healthy endpoint`,
     );
     return;
   }

@@ -133,7 +133,8 @@ function finishRequest(
   bytesReceived: number,
   started: number,
 ): void {
-  const backend = plan.kind === 'forward' ? plan.backend : undefined;
+  // Workload-addressed traffic has no destination Service: Istio's labels say `unknown`.
+  const backend = plan.kind === 'forward' && plan.backend.workloadIp === undefined ? plan.backend : undefined;
   const record: RequestRecord = {
     connectionId: conn.connectionId,
     requestId: plan.requestId,
@@ -143,11 +144,15 @@ function finishRequest(
     path: ex.target,
     authority: ex.authority,
     client: conn.client,
-    service: backend ?? {
-      hostname: `${conn.service.name}.${conn.service.namespace}.svc.${view.config.clusterDomain}`,
-      name: conn.service.name,
-      namespace: conn.service.namespace,
-    },
+    service:
+      backend ??
+      (conn.service.workload
+        ? undefined
+        : {
+            hostname: `${conn.service.name}.${conn.service.namespace}.svc.${view.config.clusterDomain}`,
+            name: conn.service.name,
+            namespace: conn.service.namespace,
+          }),
     grpc: (headerValue(ex.headers, 'content-type') ?? '').startsWith('application/grpc'),
     responseCode: outcome.status,
     grpcStatus: outcome.grpcStatus,

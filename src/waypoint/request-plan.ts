@@ -14,11 +14,22 @@
 import type { AuthzDecision } from './authz.js';
 import { buildAuthzAttributes, evaluateL7Authorization, formatPolicyMatch } from './authz.js';
 import type { WaypointConfig } from './config.js';
-import { findAuthorizationPolicies, findFaultRoutes, findRouteEntries, serviceHostname } from './config.js';
+import {
+  buildDefaultBackend,
+  findAuthorizationPolicies,
+  findFaultRoutes,
+  findRouteEntries,
+} from './config.js';
 import type { FaultDecision } from './fault.js';
 import { buildFaultDecision } from './fault.js';
 import { applyHeaderModifier, applyUrlRewrite, buildRedirectLocation } from './filters.js';
-import type { DestinationService, HeaderMap, RequestClient, WaypointRequest } from './http-types.js';
+import type {
+  BackendService,
+  DestinationService,
+  HeaderMap,
+  RequestClient,
+  WaypointRequest,
+} from './http-types.js';
 import { normalizeRequestPath, parseQuery, splitPathAndQuery } from './path.js';
 import type { Random, RandomBytes } from './random.js';
 import { defaultRandomBytes } from './random.js';
@@ -42,12 +53,7 @@ export interface RequestPlanInput {
   newRequestId?: () => string;
 }
 
-export interface BackendService {
-  namespace: string;
-  name: string;
-  hostname: string;
-  port: number;
-}
+export type { BackendService };
 
 interface PlanCommon {
   authz: AuthzDecision | undefined;
@@ -151,12 +157,7 @@ export function buildRequestPlan(input: RequestPlanInput): RequestPlan {
       kind: 'forward',
       ...ctx,
       ...common,
-      backend: {
-        namespace: service.namespace,
-        name: service.name,
-        hostname: serviceHostname(service, config.clusterDomain),
-        port: service.port,
-      },
+      backend: buildDefaultBackend(service, config.clusterDomain),
       upstreamRequest: { method: request.method, path: norm.path, host: request.host, headers },
       responseHeaderModifiers: [],
       mirrors: [],

@@ -11,8 +11,9 @@ import http from 'node:http';
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { startEchoApp, type RunningApp } from '../../src/demo/sample-apps.js';
 import { socksAgent } from '../../src/demo/socks5-client.js';
-import { startDaemon, type Daemon } from '../helpers/process.js';
+import { startDaemon, stopAll, type Daemon } from '../helpers/process.js';
 
 export interface FixtureOptions {
   /** Pod/node prefix on node-a, e.g. 127.0.51 (node at .1). */
@@ -23,6 +24,8 @@ export interface FixtureOptions {
   vip: string;
   /** Extra YAML documents that stay for the whole file (pods, services). */
   base?: string[];
+  /** The Gateway's istio.io/waypoint-for label (absent: Istio's default, service traffic). */
+  waypointFor?: 'service' | 'workload' | 'all';
 }
 
 export const WAYPOINT_ID = 'spiffe://cluster.local/ns/shop/sa/waypoint';
@@ -96,7 +99,7 @@ export class WaypointMesh {
       `apiVersion: v1\nkind: Node\nmetadata: {name: node-a}\nstatus: {addresses: [{type: InternalIP, address: ${a}.1}]}`,
       `apiVersion: v1\nkind: Node\nmetadata: {name: node-b}\nstatus: {addresses: [{type: InternalIP, address: ${b}.1}]}`,
       `apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {istio.io/dataplane-mode: ambient, istio.io/use-waypoint: waypoint}}`,
-      `apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: waypoint, namespace: shop}\nspec: {gatewayClassName: istio-waypoint, listeners: [{name: mesh, port: 15008, protocol: HBONE}]}`,
+      `apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: waypoint, namespace: shop${this.o.waypointFor ? `, labels: {istio.io/waypoint-for: ${this.o.waypointFor}}` : ''}}\nspec: {gatewayClassName: istio-waypoint, listeners: [{name: mesh, port: 15008, protocol: HBONE}]}`,
       pod(
         'waypoint-0',
         'shop',
@@ -238,6 +241,21 @@ export class WaypointMesh {
     return this.wp()
       .accessLogs()
       .filter((l) => l.msg === 'request complete');
+  }
+
+  /** Echo apps for the two reviews pods every mesh declares (v1 on node-a, v2 on node-b). */
+  async startReviews(): Promise<{ v1: RunningApp; v2: RunningApp }> {
+    const v1 = await startEchoApp({ host: `${this.o.a}.21`, port: 8080, pod: 'reviews-v1-0', version: 'v1' });
+    const v2 = await startEchoApp({ host: `${this.o.b}.22`, port: 8080, pod: 'reviews-v2-0', version: 'v2' });
+    return { v1, v2 };
+  }
+
+  /** After a file: the daemons, any other daemon a test started, the apps, the directory. */
+  async teardown(apps: Iterable<RunningApp>): Promise<void> {
+    await this.stop();
+    await stopAll();
+    await Promise.all([...apps].map((a) => a.close()));
+    this.cleanup();
   }
 
   async stop(): Promise<void> {

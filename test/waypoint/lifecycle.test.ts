@@ -7,9 +7,9 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startEchoApp, type RunningApp } from '../../src/demo/sample-apps.js';
+import type { RunningApp } from '../../src/demo/sample-apps.js';
 import { eventually } from '../helpers/prom.js';
-import { runCli, stopAll } from '../helpers/process.js';
+import { runCli } from '../helpers/process.js';
 import { pod, WaypointMesh } from './fixture.js';
 
 const A = '127.0.59';
@@ -21,16 +21,12 @@ const apps: RunningApp[] = [];
 const served = (): number => apps.reduce((n, a) => n + a.count(), 0);
 
 beforeAll(async () => {
-  apps.push(await startEchoApp({ host: `${A}.21`, port: 8080, pod: 'reviews-v1-0', version: 'v1' }));
-  apps.push(await startEchoApp({ host: `${B}.22`, port: 8080, pod: 'reviews-v2-0', version: 'v2' }));
+  apps.push(...Object.values(await mesh.startReviews()));
   await mesh.start();
 });
 
 afterAll(async () => {
-  await mesh.stop();
-  await stopAll();
-  await Promise.all(apps.map((a) => a.close()));
-  mesh.cleanup();
+  await mesh.teardown(apps);
 });
 
 describe('meshd waypoint command line', () => {

@@ -7,9 +7,8 @@ import * as grpc from '@grpc/grpc-js';
 import http2 from 'node:http2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { socksConnect } from '../../src/demo/socks5-client.js';
-import { startEchoApp, type RunningApp } from '../../src/demo/sample-apps.js';
+import type { RunningApp } from '../../src/demo/sample-apps.js';
 import { metricSum, scrape } from '../helpers/prom.js';
-import { stopAll } from '../helpers/process.js';
 import { CLIENT_ID, pod, service, WAYPOINT_ID, WaypointMesh } from './fixture.js';
 
 const A = '127.0.57';
@@ -43,8 +42,7 @@ const apps: RunningApp[] = [];
 const grpcServer = new grpc.Server();
 
 beforeAll(async () => {
-  apps.push(await startEchoApp({ host: `${A}.21`, port: 8080, pod: 'reviews-v1-0', version: 'v1' }));
-  apps.push(await startEchoApp({ host: `${B}.22`, port: 8080, pod: 'reviews-v2-0', version: 'v2' }));
+  apps.push(...Object.values(await mesh.startReviews()));
   grpcServer.addService(ECHO_SERVICE, {
     Echo: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) =>
       cb(null, Buffer.concat([Buffer.from('echo:'), call.request])),
@@ -58,11 +56,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await mesh.stop();
-  await stopAll();
   grpcServer.forceShutdown();
-  await Promise.all(apps.map((a) => a.close()));
-  mesh.cleanup();
+  await mesh.teardown(apps);
 });
 
 const ALLOW_PUBLIC = `apiVersion: security.istio.io/v1

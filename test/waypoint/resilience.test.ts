@@ -6,7 +6,6 @@ import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEchoApp, type RunningApp } from '../../src/demo/sample-apps.js';
 import { metricSum, scrape } from '../helpers/prom.js';
-import { stopAll } from '../helpers/process.js';
 import { httpRoute, pod, service, WaypointMesh } from './fixture.js';
 
 const A = '127.0.55';
@@ -51,8 +50,7 @@ const apps: Record<string, RunningApp> = {};
 const count = (name: string): number => apps[name]?.count() ?? 0;
 
 beforeAll(async () => {
-  apps.v1 = await startEchoApp({ host: `${A}.21`, port: 8080, pod: 'reviews-v1-0', version: 'v1' });
-  apps.v2 = await startEchoApp({ host: `${B}.22`, port: 8080, pod: 'reviews-v2-0', version: 'v2' });
+  Object.assign(apps, await mesh.startReviews());
   apps.failing = await startStatusApp(`${A}.31`, 503, 50);
   apps.broken = await startStatusApp(`${A}.41`, 500, 0);
   apps.healthy = await startEchoApp({ host: `${B}.41`, port: 8080, pod: 'pair-b-0', version: 'v1' });
@@ -60,10 +58,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await mesh.stop();
-  await stopAll();
-  await Promise.all(Object.values(apps).map((a) => a.close()));
-  mesh.cleanup();
+  await mesh.teardown(Object.values(apps));
 });
 
 const V1_WITH_RETRY = httpRoute(

@@ -7,7 +7,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEchoApp, type RunningApp } from '../../src/demo/sample-apps.js';
 import { metricSum, scrape } from '../helpers/prom.js';
-import { stopAll } from '../helpers/process.js';
 import { CLIENT_ID, httpRoute, pod, service, WAYPOINT_ID, WaypointMesh } from './fixture.js';
 
 const A = '127.0.51';
@@ -27,17 +26,13 @@ const mesh = new WaypointMesh({
 const apps: Record<string, RunningApp> = {};
 
 beforeAll(async () => {
-  apps.v1 = await startEchoApp({ host: `${A}.21`, port: 8080, pod: 'reviews-v1-0', version: 'v1' });
-  apps.v2 = await startEchoApp({ host: `${B}.22`, port: 8080, pod: 'reviews-v2-0', version: 'v2' });
+  Object.assign(apps, await mesh.startReviews());
   apps.plain = await startEchoApp({ host: `${B}.60`, port: 8080, pod: 'plain-0', version: 'v1' });
   await mesh.start();
 });
 
 afterAll(async () => {
-  await mesh.stop();
-  await stopAll();
-  await Promise.all(Object.values(apps).map((a) => a.close()));
-  mesh.cleanup();
+  await mesh.teardown(Object.values(apps));
 });
 
 const count = (name: string): number => apps[name]?.count() ?? 0;

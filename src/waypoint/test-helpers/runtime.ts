@@ -80,6 +80,12 @@ spec: {gatewayClassName: istio-waypoint, listeners: [{name: mesh, port: 15008, p
   service('tcp-echo', '127.10.53.4', 7000, 7000, { app: 'tcp-echo' }, ', appProtocol: tcp'),
 ].join('\n---\n');
 
+/** BASE_YAML with the waypoint serving `all` traffic: the namespace's pods use it too. */
+export const BASE_YAML_ALL_TRAFFIC = BASE_YAML.replace(
+  'metadata: {name: waypoint, namespace: shop}',
+  'metadata: {name: waypoint, namespace: shop, labels: {istio.io/waypoint-for: all}}',
+);
+
 export interface AccessLine {
   [k: string]: unknown;
   msg?: string;
@@ -102,6 +108,8 @@ export class RuntimeHarness {
   constructor(
     extraYaml = '',
     private readonly connector?: (ep: UpstreamEndpoint) => Promise<Duplex>,
+    /** The mesh the extra YAML is added to (BASE_YAML, or a variant of it). */
+    private readonly baseYaml = BASE_YAML,
   ) {
     this.view = this.compile(extraYaml);
     const sink = new Writable({
@@ -208,7 +216,7 @@ export class RuntimeHarness {
   }
 
   private compile(extraYaml: string): WaypointView {
-    const objects = locatedObjects(extraYaml ? `${BASE_YAML}\n---\n${extraYaml}` : BASE_YAML);
+    const objects = locatedObjects(extraYaml ? `${this.baseYaml}\n---\n${extraYaml}` : this.baseYaml);
     const { state } = compileObjects(objects);
     const { config } = compileWaypointConfig(objects, {
       waypointName: SELF.name,
