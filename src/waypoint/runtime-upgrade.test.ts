@@ -2,6 +2,7 @@
  * HTTP/1.1 Upgrade through the waypoint runtime over real sockets: WebSocket is routed, authorized
  * and joined end to end; h2c is stripped and served as HTTP/1.1; other upgrades get Envoy's 403.
  */
+import http from 'node:http';
 import type net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { readMetric } from '../telemetry/index.js';
@@ -171,6 +172,35 @@ spec:
     c.socket.write(upgradeRequest('/', buildClientKey()));
     expect((await c.head()).status).toBe(503);
     expect((await h.waitForAccess(1))[0]).toMatchObject({ response_code: 503, response_flags: 'UF' });
+  });
+
+  it('a client that leaves while the backend has not answered the upgrade: DC, backend connection closed', async () => {
+    h = new RuntimeHarness();
+    let backendClosed!: () => void;
+    const closed = new Promise<void>((r) => (backendClosed = r));
+    const silent = http.createServer();
+    const upgraded = new Set<net.Socket>();
+    // Accepts the upgrade request and never answers it; notes when the waypoint's side goes away.
+    silent.on('upgrade', (_req, sock: net.Socket) => {
+      upgraded.add(sock);
+      sock.once('end', () => backendClosed()).resume();
+    });
+    await new Promise<void>((r) => silent.listen(8080, '127.0.53.1', r));
+    h.track({
+      address: { address: '127.0.53.1', port: 8080, family: 'IPv4' },
+      count: () => upgraded.size,
+      close: () => {
+        for (const sock of upgraded) sock.destroy();
+        return new Promise<void>((r) => silent.close(() => r()));
+      },
+    });
+    const arrived = new Promise<void>((r) => silent.once('upgrade', () => r()));
+    const c = new RawClient(h.tunnel(h.context({ kind: 'ip', ip: '127.10.53.2', port: 9080 })));
+    c.socket.write(upgradeRequest('/', buildClientKey()));
+    await arrived;
+    c.socket.destroy();
+    await closed;
+    expect((await h.waitForAccess(1))[0]).toMatchObject({ response_code: 0, response_flags: 'DC' });
   });
 
   it('refuses an upgrade to another protocol with 403 upgrade_failed', async () => {

@@ -133,7 +133,7 @@ async function forwardUpgrade(
       } catch {
         return failed('connect-failure');
       }
-      const answer = await sendUpgradeRequest(up, plan, String(req.headers.upgrade), plan.timeouts.requestMs);
+      const answer = await sendUpgradeRequest(up, plan, ex, String(req.headers.upgrade));
       if (ex.aborted) {
         up.destroy();
         return answered({
@@ -184,13 +184,17 @@ type UpgradeAnswer =
   | { kind: 'response'; res: http.IncomingMessage }
   | { kind: 'failure'; failure: UpstreamFailure };
 
-/** Send the upgrade request on `up` and wait for the answer's head (at most `timeoutMs`). */
+/**
+ * Send the upgrade request on `up` and wait for the answer's head, at most the route timeout, and
+ * no longer than the client stays.
+ */
 function sendUpgradeRequest(
   up: Duplex,
   plan: ForwardPlan,
+  ex: Http1Exchange,
   upgrade: string,
-  timeoutMs: number | undefined,
 ): Promise<UpgradeAnswer> {
+  const timeoutMs = plan.timeouts.requestMs;
   return new Promise((resolve) => {
     const r = plan.upstreamRequest;
     const creq = http.request({
@@ -223,6 +227,11 @@ function sendUpgradeRequest(
     );
     creq.on('response', (res: http.IncomingMessage) => settle({ kind: 'response', res }));
     creq.on('error', () => settle({ kind: 'failure', failure: 'reset' }));
+    ex.onClose(() => {
+      if (!ex.aborted) return;
+      settle({ kind: 'failure', failure: 'reset' });
+      creq.destroy();
+    });
     creq.end();
   });
 }
