@@ -26,6 +26,8 @@ export interface FixtureOptions {
   base?: string[];
   /** The Gateway's istio.io/waypoint-for label (absent: Istio's default, service traffic). */
   waypointFor?: 'service' | 'workload' | 'all';
+  /** The HBONE listener admits Services and pods of every namespace (allowedRoutes from All). */
+  allNamespaces?: boolean;
 }
 
 export const WAYPOINT_ID = 'spiffe://cluster.local/ns/shop/sa/waypoint';
@@ -99,7 +101,7 @@ export class WaypointMesh {
       `apiVersion: v1\nkind: Node\nmetadata: {name: node-a}\nstatus: {addresses: [{type: InternalIP, address: ${a}.1}]}`,
       `apiVersion: v1\nkind: Node\nmetadata: {name: node-b}\nstatus: {addresses: [{type: InternalIP, address: ${b}.1}]}`,
       `apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {istio.io/dataplane-mode: ambient, istio.io/use-waypoint: waypoint}}`,
-      `apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: waypoint, namespace: shop${this.o.waypointFor ? `, labels: {istio.io/waypoint-for: ${this.o.waypointFor}}` : ''}}\nspec: {gatewayClassName: istio-waypoint, listeners: [{name: mesh, port: 15008, protocol: HBONE}]}`,
+      `apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: waypoint, namespace: shop${this.o.waypointFor ? `, labels: {istio.io/waypoint-for: ${this.o.waypointFor}}` : ''}}\nspec: {gatewayClassName: istio-waypoint, listeners: [{name: mesh, port: 15008, protocol: HBONE${this.o.allNamespaces ? ', allowedRoutes: {namespaces: {from: All}}' : ''}}]}`,
       pod(
         'waypoint-0',
         'shop',
