@@ -89,6 +89,17 @@ export class FrameReader {
   }
 }
 
+/** An HTTP/1.1 response head (without its final CRLF CRLF): status and lower-case headers. */
+export function parseResponseHead(head: Buffer): { status: number; headers: Record<string, string> } {
+  const [statusLine = '', ...lines] = head.toString('latin1').split('\r\n');
+  const headers: Record<string, string> = {};
+  for (const l of lines) {
+    const i = l.indexOf(':');
+    if (i > 0) headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
+  }
+  return { status: Number(statusLine.split(' ')[1]), headers };
+}
+
 export interface WebSocketExchange {
   /** Status of the handshake's answer (101 when upgraded). */
   status: number;
@@ -140,17 +151,8 @@ export function exchangeWebSocketMessage(
         buf = Buffer.concat([buf, chunk]);
         const end = buf.indexOf('\r\n\r\n');
         if (end < 0) return;
-        const [statusLine = '', ...lines] = buf.subarray(0, end).toString('latin1').split('\r\n');
-        const h: Record<string, string> = {};
-        for (const l of lines) {
-          const i = l.indexOf(':');
-          if (i > 0) h[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
-        }
-        head = {
-          status: Number(statusLine.split(' ')[1]),
-          headers: h,
-          acceptOk: h['sec-websocket-accept'] === buildAcceptKey(key),
-        };
+        const parsed = parseResponseHead(buf.subarray(0, end));
+        head = { ...parsed, acceptOk: parsed.headers['sec-websocket-accept'] === buildAcceptKey(key) };
         if (head.status !== 101) return done(head);
         socket.write(encodeFrame(OPCODE.text, Buffer.from(message), true));
         rest = buf.subarray(end + 4);

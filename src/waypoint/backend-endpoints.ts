@@ -6,8 +6,10 @@
  * Invariant: a cache entry is derived only from the view it is stored under (views are immutable).
  */
 import { identityOf } from '../state/index.js';
-import type { WaypointView } from './view.js';
+import type { BackendService } from './http-types.js';
+import type { UpstreamCluster, UpstreamClusterSet } from './upstream-cluster.js';
 import type { UpstreamEndpoint } from './upstream-types.js';
+import type { WaypointView } from './view.js';
 
 export interface BackendEndpoints {
   keys: string[];
@@ -64,4 +66,27 @@ function findWorkloadEndpoint(view: WaypointView, ip: string, port: number): Bac
   const k = ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
   const ep: UpstreamEndpoint = { key: k, ip, port, identities: [identityOf(workload)], workload };
   return { keys: [k], byKey: new Map([[k, ep]]) };
+}
+
+export interface BackendCluster {
+  cluster: UpstreamCluster;
+  endpoints: BackendEndpoints;
+}
+
+/** The cluster of `backend`, with its hosts brought up to date from the view's endpoints. */
+export function findBackendCluster(
+  clusters: UpstreamClusterSet,
+  view: WaypointView,
+  backend: BackendService,
+): BackendCluster {
+  const endpoints = findBackendEndpoints(view, backend);
+  const cluster = clusters.clusterFor(view.config, backend);
+  cluster.setHosts(endpoints.keys);
+  return { cluster, endpoints };
+}
+
+/** One endpoint by the cluster's load balancing, or undefined when none is healthy. */
+export function chooseBackendEndpoint(b: BackendCluster): UpstreamEndpoint | undefined {
+  const choice = b.cluster.chooseHost();
+  return choice.ok ? b.endpoints.byKey.get(choice.host) : undefined;
 }

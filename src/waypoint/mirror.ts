@@ -15,7 +15,7 @@
  *   reports the real request only).
  */
 import { PassThrough, type Readable } from 'node:stream';
-import { findBackendEndpoints } from './backend-endpoints.js';
+import { chooseBackendEndpoint, findBackendCluster } from './backend-endpoints.js';
 import type { BackendService } from './request-plan.js';
 import { RequestBody } from './request-body.js';
 import type { UpstreamClusterSet } from './upstream-cluster.js';
@@ -59,11 +59,9 @@ function startMirror(
   body: Readable,
   timeoutMs: number,
 ): void {
-  const endpoints = findBackendEndpoints(view, mirror);
-  const cluster = deps.clusters.clusterFor(view.config, mirror);
-  cluster.setHosts(endpoints.keys);
-  const choice = cluster.chooseHost();
-  const endpoint = choice.ok ? endpoints.byKey.get(choice.host) : undefined;
+  const backend = findBackendCluster(deps.clusters, view, mirror);
+  const { cluster } = backend;
+  const endpoint = chooseBackendEndpoint(backend);
   if (!endpoint) return;
   const copy = new PassThrough();
   const onData = (chunk: Buffer): void => {

@@ -11,13 +11,12 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from '../telemetry/index.js';
 import { identityOf } from '../state/index.js';
 import { buildAuthzAttributes, evaluateL7Authorization, formatPolicyMatch } from './authz.js';
-import { findBackendEndpoints } from './backend-endpoints.js';
+import { chooseBackendEndpoint, findBackendCluster } from './backend-endpoints.js';
 import { buildDefaultBackend, findAuthorizationPolicies, serviceHostname } from './config.js';
 import type { InboundContext } from './proxy.js';
 import type { Clock } from './random.js';
 import type { UpstreamClusterSet } from './upstream-cluster.js';
 import type { UpstreamConnections } from './upstream-pool.js';
-import type { UpstreamEndpoint } from './upstream-types.js';
 import { errorText } from './upstream-types.js';
 import type { WaypointView } from './view.js';
 
@@ -58,11 +57,9 @@ export async function proxyTcp(deps: PassthroughDeps, down: Duplex, conn: Inboun
     return;
   }
   const backend = buildDefaultBackend(svc, view.config.clusterDomain);
-  const endpoints = findBackendEndpoints(view, backend);
-  const cluster = deps.clusters.clusterFor(view.config, backend);
-  cluster.setHosts(endpoints.keys);
-  const choice = cluster.chooseHost();
-  const endpoint: UpstreamEndpoint | undefined = choice.ok ? endpoints.byKey.get(choice.host) : undefined;
+  const upstream = findBackendCluster(deps.clusters, view, backend);
+  const { cluster } = upstream;
+  const endpoint = chooseBackendEndpoint(upstream);
   if (!endpoint) {
     down.destroy();
     log(

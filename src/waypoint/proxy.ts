@@ -31,7 +31,8 @@ import type { AttemptOutcome } from './retry-policy.js';
 import type { RetryDecision } from './retry-state.js';
 import { RetryState } from './retry-state.js';
 import type { UpstreamCluster, UpstreamClusterSet } from './upstream-cluster.js';
-import { findBackendEndpoints } from './backend-endpoints.js';
+import { findBackendCluster } from './backend-endpoints.js';
+import { buildDefaultBackend } from './config.js';
 import { proxyToMirrors } from './mirror.js';
 import type { UpstreamConnections } from './upstream-pool.js';
 import type { AttemptResult, UpstreamEndpoint } from './upstream-types.js';
@@ -146,13 +147,7 @@ function finishRequest(
     client: conn.client,
     service:
       backend ??
-      (conn.service.workload
-        ? undefined
-        : {
-            hostname: `${conn.service.name}.${conn.service.namespace}.svc.${view.config.clusterDomain}`,
-            name: conn.service.name,
-            namespace: conn.service.namespace,
-          }),
+      (conn.service.workload ? undefined : buildDefaultBackend(conn.service, view.config.clusterDomain)),
     grpc: (headerValue(ex.headers, 'content-type') ?? '').startsWith('application/grpc'),
     responseCode: outcome.status,
     grpcStatus: outcome.grpcStatus,
@@ -224,9 +219,7 @@ async function forward(
   started: number,
 ): Promise<Outcome> {
   const planFlags = plan.responseFlags;
-  const endpoints = findBackendEndpoints(view, plan.backend);
-  const cluster = deps.clusters.clusterFor(view.config, plan.backend);
-  cluster.setHosts(endpoints.keys);
+  const { cluster, endpoints } = findBackendCluster(deps.clusters, view, plan.backend);
   const slot = cluster.circuitBreaker.tryAcquire('request');
   if (!slot.ok) {
     body.discard();

@@ -12,6 +12,7 @@ import {
   encodeFrame,
   FrameReader,
   OPCODE,
+  parseResponseHead,
   type Frame,
 } from '../demo/websocket.js';
 import { readBody, RuntimeHarness } from './test-helpers/runtime.js';
@@ -60,16 +61,10 @@ class RawClient {
   async head(): Promise<{ status: number; headers: Record<string, string> }> {
     await this.until(() => this.buf.includes('\r\n\r\n') || this.ended);
     const end = this.buf.indexOf('\r\n\r\n');
-    const [statusLine = '', ...lines] = this.buf.subarray(0, end).toString('latin1').split('\r\n');
     const rest = this.buf.subarray(end + 4);
     this.headDone = true;
     if (rest.length > 0) this.frames.push(...this.reader.feed(rest));
-    const headers: Record<string, string> = {};
-    for (const l of lines) {
-      const i = l.indexOf(':');
-      headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
-    }
-    return { status: Number(statusLine.split(' ')[1]), headers };
+    return parseResponseHead(this.buf.subarray(0, end));
   }
 
   async frame(): Promise<Frame> {

@@ -18,7 +18,7 @@
 import http from 'node:http';
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { findBackendEndpoints } from './backend-endpoints.js';
+import { chooseBackendEndpoint, findBackendCluster } from './backend-endpoints.js';
 import { buildForwardHeaders, Http1Exchange, toOutgoing } from './downstream.js';
 import { applyHeaderModifier } from './filters.js';
 import type { HeaderMap } from './http-types.js';
@@ -108,14 +108,12 @@ async function forwardUpgrade(
 ): Promise<{ outcome: Outcome; bytesReceived: number }> {
   const flags = [...plan.responseFlags];
   const answered = (o: Outcome) => ({ outcome: o, bytesReceived: 0 });
-  const endpoints = findBackendEndpoints(view, plan.backend);
-  const cluster = deps.clusters.clusterFor(view.config, plan.backend);
-  cluster.setHosts(endpoints.keys);
+  const backend = findBackendCluster(deps.clusters, view, plan.backend);
+  const { cluster } = backend;
   const slot = cluster.circuitBreaker.tryAcquire('request');
   if (!slot.ok) return answered(reply(ex, buildLocalReply({ kind: 'overflow' }), { flags }));
   try {
-    const choice = cluster.chooseHost();
-    const endpoint = choice.ok ? endpoints.byKey.get(choice.host) : undefined;
+    const endpoint = chooseBackendEndpoint(backend);
     if (!endpoint) return answered(reply(ex, buildLocalReply({ kind: 'no-healthy-upstream' }), { flags }));
     const done = cluster.startRequest(endpoint.key);
     try {
@@ -148,10 +146,8 @@ async function forwardUpgrade(
         return answered({ ...sent, flags, upstream: endpoint, attempts: 1 });
       }
       // 101: join the two connections.
-      let headers: HeaderMap = buildForwardHeaders(answer.res.headers);
-      for (const m of plan.responseHeaderModifiers) headers = applyHeaderModifier(headers, m);
       const responseHead = rawHead(answer.res, {
-        ...headers,
+        ...buildResponseHeaders(answer.res, plan),
         connection: 'Upgrade',
         upgrade: answer.res.headers.upgrade,
       });
@@ -242,10 +238,8 @@ function relayResponse(
   res: http.IncomingMessage,
   plan: ForwardPlan,
 ): Promise<Pick<Outcome, 'status' | 'grpcStatus' | 'details' | 'bytesSent'>> {
-  let headers: HeaderMap = buildForwardHeaders(res.headers);
-  for (const m of plan.responseHeaderModifiers) headers = applyHeaderModifier(headers, m);
   const status = res.statusCode ?? 502;
-  ex.respond(status, headers, false);
+  ex.respond(status, buildResponseHeaders(res, plan), false);
   let bytes = 0;
   return new Promise((resolve) => {
     const finish = (details: string) => resolve({ status, grpcStatus: undefined, details, bytesSent: bytes });
@@ -262,6 +256,13 @@ function relayResponse(
       finish('upstream_reset_after_response_started');
     });
   });
+}
+
+/** The backend's response headers as the client gets them: hop-by-hop removed, route modifiers applied. */
+function buildResponseHeaders(res: http.IncomingMessage, plan: ForwardPlan): HeaderMap {
+  let headers = buildForwardHeaders(res.headers);
+  for (const m of plan.responseHeaderModifiers) headers = applyHeaderModifier(headers, m);
+  return headers;
 }
 
 function rawHead(res: http.IncomingMessage, headers: HeaderMap): string {
